@@ -1,0 +1,187 @@
+"""The data types that flow between components, and the interface of each kind
+of component.  A plugin implements one of the base classes below and registers an
+instance through the matching ``register_*`` hook (see :mod:`qcrd_bench.hookspecs`).
+
+Every component has a ``name`` (how configs refer to it) and ``defaults`` (its
+parameters, which become the config keys ``<slot>.<param>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+# ---------------------------------------------------------------- data types
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question.  ``input`` is the model input without task prefix; ``label``
+    the gold target text; ``answer`` the gold answer as the task compares it.
+    ``source`` locates the row in the published file (split, row) so rationale
+    files aligned row by row can be joined."""
+
+    id: str
+    input: str
+    label: str
+    answer: Any
+    source: tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Rationale:
+    """A teacher or student rationale and the answer parsed from the same output
+    (None when the output gave no parseable answer)."""
+
+    text: str
+    answer: Any = None
+    origin: str = "teacher"
+
+
+@dataclass
+class TaskData:
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+    files: dict[str, str] = field(default_factory=dict)  # data file -> sha256
+    notes: dict[str, Any] = field(default_factory=dict)  # how splits were made
+
+    def splits(self) -> dict[str, list[Example]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+@dataclass
+class TeacherOutput:
+    """Rationales per example id, plus statistics logged as ``data/*`` metrics."""
+
+    rationales: dict[str, list[Rationale]]
+    stats: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- components
+
+
+class Component:
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+
+class Task(Component):
+    """A dataset, its model input text and its answer scoring."""
+
+    def load(self, params: dict[str, Any]) -> TaskData:
+        raise NotImplementedError
+
+    def parse_answer(self, text: str) -> Any:
+        """The answer in a model output, or None when it has no answer in the
+        expected form.  Model output is data: never executed."""
+        raise NotImplementedError
+
+    def answers_match(self, predicted: Any, gold: Any) -> bool:
+        return predicted is not None and predicted == gold
+
+
+class Teacher(Component):
+    """A rationale source: published rationale sets, an LLM, a local model."""
+
+    def rationales(self, task: Task, data: TaskData, params: dict[str, Any]) -> TeacherOutput:
+        raise NotImplementedError
+
+
+class PositiveFilter(Component):
+    """Splits one question's teacher rationales into positives and teacher negatives."""
+
+    def split(
+        self, example: Example, rationales: list[Rationale], task: Task, params: dict[str, Any]
+    ) -> tuple[list[Rationale], list[Rationale]]:
+        raise NotImplementedError
+
+
+class NegativeGenerator(Component):
+    """Supplies extra negative rationales during training (e.g. self-play)."""
+
+    def negatives(self, examples: list[Example], context: Any, params: dict[str, Any]) -> list[list[str]]:
+        raise NotImplementedError
+
+
+class Discriminator(Component):
+    """Scores the quality of (question, rationale) pairs in [0, 1]."""
+
+    def scores(self, examples: list[Example], rationales: list[list[str]], params: dict[str, Any]) -> list[list[float]]:
+        raise NotImplementedError
+
+
+class Loss(Component):
+    """A training objective over per-sequence negative log-likelihoods.
+
+    ``uses_rationales`` tells the trainer whether to compute rationale NLLs at all.
+    """
+
+    uses_rationales: ClassVar[bool] = False
+
+    def __call__(self, inputs: "LossInputs", params: dict[str, Any]) -> "LossOutput":
+        raise NotImplementedError
+
+    def describe(self, params: dict[str, Any]) -> str:
+        """The loss as a readable formula, e.g. ``0.5·L_pred + 0.5·L_explain``."""
+        return self.name
+
+
+class StudentBuilder(Component):
+    """Builds a named student (model + tokenizer) from a config."""
+
+    def build(self, params: dict[str, Any], train_texts: list[str], seed: int):
+        raise NotImplementedError
+
+
+@dataclass
+class LossInputs:
+    """Per-sequence token-mean NLLs the trainer computed for one batch.
+
+    label_nll:  [B]   NLL of the label target from ``predict: x``.
+    pos_nll:    [P]   NLL of each positive rationale from ``explain: x``.
+    pos_owner:  [P]   index in 0..B-1 of the example each positive belongs to.
+    pos_score:  [P]   discriminator score of each positive (detached).
+    neg_nll / neg_owner / neg_score: the same for negatives ([N], may be empty).
+    """
+
+    label_nll: Any
+    pos_nll: Any = None
+    pos_owner: Any = None
+    pos_score: Any = None
+    neg_nll: Any = None
+    neg_owner: Any = None
+    neg_score: Any = None
+
+
+@dataclass
+class LossOutput:
+    total: Any
+    terms: dict[str, Any]  # named scalar tensors, logged as train/<name>
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named recipe: which component fills each slot, plus config defaults
+    (dotted keys, e.g. ``{"loss.alpha": 0.5}``) applied before presets."""
+
+    name: str
+    description: str
+    teacher: str
+    positive_filter: str
+    negative_generator: str
+    discriminator: str
+    loss: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def slots(self) -> dict[str, str]:
+        return {
+            "teacher": self.teacher,
+            "positive_filter": self.positive_filter,
+            "negatives": self.negative_generator,
+            "discriminator": self.discriminator,
+            "loss": self.loss,
+        }

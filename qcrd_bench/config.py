@@ -1,0 +1,274 @@
+"""One resolved config per run.
+
+Layers, later wins:  core defaults + the chosen components' defaults
+  ← method defaults ← preset ← ``--config FILE`` ← command-line options and ``--set``.
+
+Every key a layer sets must exist in the core schema or in the parameters of the
+component chosen for its slot; values are typed by the default they replace.
+When a layer picks a different component for a slot (``student.name``), the
+parameters earlier layers gave the old component are dropped, since they belong
+to it.  The config names components, never import paths.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .plugins import Catalog, did_you_mean
+
+# config slot -> registry kind
+SLOTS = {
+    "task": "tasks",
+    "student": "students",
+    "teacher": "teachers",
+    "positive_filter": "filters",
+    "negatives": "negatives",
+    "discriminator": "discriminators",
+    "loss": "losses",
+}
+
+CORE = {
+    "method": "",
+    "preset": "",
+    "seed": 0,
+    "limit": 0,  # >0: cap every split at this many examples (a smoke run)
+    "train": {
+        "steps": 1000,
+        "batch_size": 16,
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "warmup_steps": 0,
+        "grad_accum": 1,
+        "max_grad_norm": 1.0,
+        "max_input_length": 512,
+        "max_target_length": 128,
+        "mixed_precision": "no",  # no | bf16 | fp16 (accelerate)
+        "eval_every": 250,
+        "log_every": 10,
+        "threads": 2,  # torch intra-op threads on CPU; never more than the cores
+    },
+    "eval": {
+        "batch_size": 64,
+        "max_new_tokens": 64,
+        "val_limit": 0,  # >0: validate on the first N validation examples only
+        "samples_logged": 20,  # predictions/rationales shown in the run's sample table
+    },
+    "output": {
+        "save_model": False,  # log the best-validation student as an artifact
+    },
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The whole pipeline in well under two minutes on 2 cores: a tiny config-built T5.
+    "smoke": {
+        "student": {"name": "t5-tiny"},
+        "train": {"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 15, "log_every": 5,
+                  "max_input_length": 128, "max_target_length": 64},
+        "eval": {"batch_size": 64, "max_new_tokens": 24, "val_limit": 40},
+    },
+    # The most meaningful comparison that fits about half an hour on 2 CPU cores:
+    # a MiniLM-L6 encoder (the one pretrained model installable offline) warm-starting
+    # an encoder-decoder with a shallow decoder.  See FEASIBILITY notes in the README.
+    "cpu": {
+        "student": {"name": "minilm", "decoder_layers": 2},
+        "train": {"steps": 800, "batch_size": 16, "lr": 1e-4, "eval_every": 200, "log_every": 20,
+                  "max_input_length": 128, "max_target_length": 64},
+        "eval": {"batch_size": 64, "max_new_tokens": 32},
+    },
+    # The paper's setting (DSS hyperparameters): needs a GPU and the Hugging Face hub.
+    "paper": {
+        "student": {"name": "google/t5-v1_1-base"},
+        "train": {"steps": 10000, "batch_size": 64, "lr": 5e-5, "eval_every": 250, "log_every": 50,
+                  "max_input_length": 1024, "max_target_length": 256, "mixed_precision": "bf16"},
+        "eval": {"batch_size": 64, "max_new_tokens": 64},
+    },
+}
+DEFAULT_PRESET = "cpu"
+
+POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.grad_accum", "train.eval_every",
+            "train.log_every", "train.threads", "train.max_input_length", "train.max_target_length",
+            "eval.batch_size", "eval.max_new_tokens")
+NON_NEGATIVE = ("seed", "limit", "train.weight_decay", "train.warmup_steps", "train.max_grad_norm",
+                "eval.val_limit", "eval.samples_logged")
+CHOICES = {"train.mixed_precision": ("no", "bf16", "fp16")}
+
+
+# ---------------------------------------------------------------- dotted dicts
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def unflatten(flat: dict[str, Any]) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``"train.lr=3e-4"`` -> ``("train.lr", 3e-4)``; values are read as YAML scalars."""
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"--set {item!r}: only scalar values can be set")
+    return key, value
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML (or JSON) mapping of config keys, nested or dotted, as a flat dict."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {path}: cannot read: {exc}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"--config {path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of config keys, got {type(tree).__name__}")
+    return flatten(tree)
+
+
+# ---------------------------------------------------------------- resolution
+
+
+def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
+            file_layer: dict[str, Any] | None = None, cli_layer: dict[str, Any] | None = None) -> dict:
+    """The resolved config as a nested dict.  ``file_layer``/``cli_layer`` are flat
+    ``{dotted key: value}`` maps; the CLI layer includes options like --seed."""
+    recipe = catalog.methods.get(method)
+    catalog.tasks.get(task)
+    preset = preset or DEFAULT_PRESET
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; {did_you_mean(preset, PRESETS)}")
+
+    base_choice = {"method": method, "preset": preset, "task.name": task,
+                   **{f"{slot}.name": name for slot, name in recipe.slots().items()}}
+    layers = [
+        ("method " + method, dict(recipe.defaults)),
+        ("preset " + preset, flatten(PRESETS[preset])),
+        ("--config", dict(file_layer or {})),
+        ("command line", dict(cli_layer or {})),
+    ]
+    merged = dict(base_choice)
+    for _, layer in layers:
+        for slot in SLOTS:
+            chosen = layer.get(f"{slot}.name")
+            if chosen is not None and chosen != merged.get(f"{slot}.name"):
+                merged = {k: v for k, v in merged.items() if not k.startswith(slot + ".")}
+        merged.update(layer)
+    # The task and method are chosen on the command line, not inside a layer.
+    for key in ("method", "task.name"):
+        merged[key] = base_choice[key]
+
+    schema = _schema(catalog, merged)
+    origin = {key: name for name, layer in layers for key in layer}
+    resolved = copy.deepcopy(schema)
+    for key, value in merged.items():
+        if key not in schema:
+            where = origin.get(key, "config")
+            raise ConfigError(f"unknown config key {key!r} (from {where}); {did_you_mean(key, schema)}")
+        resolved[key] = _typed(key, value, schema[key], origin.get(key, "config"))
+    _check_values(resolved)
+    return unflatten(resolved)
+
+
+def _schema(catalog: Catalog, merged: dict[str, Any]) -> dict[str, Any]:
+    """Every valid flat key with its default, for the components chosen in ``merged``."""
+    schema = flatten(CORE)
+    for slot, kind in SLOTS.items():
+        name = merged.get(f"{slot}.name")
+        if name is None:
+            continue
+        registry = getattr(catalog, kind)
+        if name in registry:
+            component = registry.get(name)
+            defaults = dict(getattr(component, "defaults", {}))
+        elif slot == "student":
+            defaults = {}  # any other student name is loaded with from_pretrained
+        else:
+            raise ConfigError(f"{slot}.name: unknown {kind[:-1]} {name!r}; {did_you_mean(name, registry.names())}")
+        schema[f"{slot}.name"] = name
+        schema.update({f"{slot}.{key}": value for key, value in defaults.items()})
+    return schema
+
+
+def _typed(key: str, value: Any, default: Any, where: str) -> Any:
+    if default is None or value is None:
+        return value
+    expected = type(default)
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+    elif expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif expected is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif isinstance(value, expected):
+        return value
+    raise ConfigError(f"config key {key!r} (from {where}): expected {expected.__name__}, got {value!r}")
+
+
+def _check_values(flat: dict[str, Any]) -> None:
+    for key in POSITIVE:
+        if not flat[key] > 0:
+            raise ConfigError(f"config key {key!r}: must be > 0, got {flat[key]!r}")
+    for key in NON_NEGATIVE:
+        if flat[key] < 0:
+            raise ConfigError(f"config key {key!r}: must be >= 0, got {flat[key]!r}")
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"config key {key!r}: must be one of {', '.join(choices)}, got {flat[key]!r}")
+    if flat["train.lr"] > 1.0:
+        raise ConfigError(f"config key 'train.lr': {flat['train.lr']} is not a plausible learning rate (> 1)")
+
+
+def config_hash(config: dict) -> str:
+    """A short hash of everything but the seed: runs that differ only in seed share it,
+    so a report groups them and a changed default shows up as a new version."""
+    payload = {k: v for k, v in config.items() if k != "seed"}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def is_smoke(config: dict) -> bool:
+    return config["preset"] == "smoke" or config["limit"] > 0

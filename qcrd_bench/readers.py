@@ -1,0 +1,65 @@
+"""Readers for the published file formats that fail with file and line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import InputFileError
+
+
+def _text(path: Path) -> str:
+    try:
+        # utf-8-sig: a BOM some editors add is not part of the JSON.
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """JSON Lines as a list of objects; each must hold the ``required`` fields."""
+    rows = []
+    for number, line in enumerate(_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        _check_row(row, required, f"{path}:{number}")
+        rows.append(row)
+    if not rows:
+        raise InputFileError(f"{path}: no rows")
+    return rows
+
+
+def read_json(path: Path) -> Any:
+    text = _text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def read_json_list(path: Path, item_type: type = dict, required: tuple[str, ...] = ()) -> list:
+    """A file holding one JSON array whose items are ``item_type`` (with ``required`` fields)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputFileError(f"{path}: expected a JSON array, got {type(data).__name__}")
+    for index, item in enumerate(data):
+        if not isinstance(item, item_type):
+            raise InputFileError(f"{path}: item {index}: expected {item_type.__name__}, got {type(item).__name__}")
+        if item_type is dict:
+            _check_row(item, required, f"{path}: item {index}")
+    return data
+
+
+def _check_row(row: Any, required: tuple[str, ...], where: str) -> None:
+    if not isinstance(row, dict):
+        raise InputFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for field in required:
+        if field not in row:
+            raise InputFileError(f"{where}: missing field {field!r} (has: {', '.join(sorted(row)) or 'none'})")
