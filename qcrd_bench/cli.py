@@ -1,0 +1,164 @@
+"""The ``qcrd-bench`` command line.  Heavy libraries (torch, transformers, mlflow)
+are imported inside command bodies so ``--help`` and ``list`` stay instant."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+KINDS = ("tasks", "methods", "teachers", "filters", "negatives", "discriminators", "losses", "students", "presets")
+
+
+class Failure(click.ClickException):
+    """Printed as one ``error: …`` line, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _catalog(plugins_dir):
+    from .errors import QcrdError
+    from .plugins import load_catalog
+
+    try:
+        return load_catalog(plugins_dir)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+
+
+plugins_dir_option = click.option("--plugins-dir", type=click.Path(file_okay=False), default=None,
+                                  help="Also load plugin modules (*.py) from this directory.")
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="qcrd-bench")
+def main() -> None:
+    """Distil LLM rationales into small students and compare methods, tracked in MLflow.
+
+    \b
+    Examples:
+      qcrd-bench run --method dss --task svamp --preset smoke
+      qcrd-bench list methods
+      qcrd-bench plugins
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--method", "-m", required=True, help="Method to run (see `qcrd-bench list methods`).")
+@click.option("--task", "-t", required=True, help="Task to run on (see `qcrd-bench list tasks`).")
+@click.option("--student", help="Student: a built-in name (`list students`), a hub name or a local directory.")
+@click.option("--teacher", help="Rationale source (see `qcrd-bench list teachers`); default: the method's.")
+@click.option("--preset", "-p", help="smoke | cpu | paper (default: cpu).")
+@click.option("--seed", type=int, help="Seed for data order, sampling and initialisation (default 0).")
+@click.option("--limit", type=click.IntRange(min=1), help="Cap every split at N examples (tags the run as smoke).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set train.lr=3e-4 (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of config keys.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
+@click.option("--experiment", help="MLflow experiment (default: qcrd-bench/<task>).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved plan and touch nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@plugins_dir_option
+def run(method, task, student, teacher, preset, seed, limit, sets, config_file, tracking_uri, experiment,
+        dry_run, as_json, plugins_dir):
+    """Train and evaluate one method on one task, tracked as one MLflow run.
+
+    \b
+    Examples:
+      qcrd-bench run --method dss --task svamp --preset smoke
+      qcrd-bench run -m finetune -t svamp --seed 1 --set train.steps=500
+      qcrd-bench run -m dss -t svamp --student ./my-t5 --dry-run
+    """
+    from .config import parse_set, read_config_file, resolve
+    from .errors import QcrdError
+    from .runner import dumps, plan
+
+    catalog = _catalog(plugins_dir)
+    try:
+        cli_layer = {}
+        for option, key, value in (("--student", "student.name", student), ("--teacher", "teacher.name", teacher),
+                                   ("--seed", "seed", seed), ("--limit", "limit", limit)):
+            if value is not None:
+                cli_layer[key] = value
+        cli_layer.update(parse_set(item) for item in sets)
+        file_layer = read_config_file(config_file) if config_file else None
+        config = resolve(catalog, method, task, preset, file_layer, cli_layer)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    if dry_run:
+        click.echo(dumps(plan(config)))
+        return
+
+    from .runner import execute
+    from .tracking import tracking_uri as resolve_uri
+
+    try:
+        summary = execute(catalog, config, resolve_uri(tracking_uri), experiment)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    if as_json:
+        click.echo(dumps(summary))
+    else:
+        click.echo(f"run {summary['run_id']} in experiment {summary['experiment']}: "
+                   f"test/accuracy {summary['test/accuracy']:.4f} (best step {summary['best/step']}), "
+                   f"final/test_accuracy {summary['final/test_accuracy']:.4f}, "
+                   f"eval/parse_rate {summary['eval/parse_rate']:.4f}")
+
+
+@main.command("list", context_settings=CONTEXT)
+@click.argument("kind", required=False, type=click.Choice(KINDS))
+@plugins_dir_option
+def list_(kind, plugins_dir):
+    """List registered components (all kinds, or one).
+
+    \b
+    Examples:
+      qcrd-bench list
+      qcrd-bench list methods
+    """
+    from .config import PRESETS
+
+    catalog = _catalog(plugins_dir)
+    for current in [kind] if kind else KINDS:
+        click.echo(f"{current}:")
+        if current == "presets":
+            for name, preset in PRESETS.items():
+                click.echo(f"  {name:<16} student {preset['student']['name']}, {preset['train']['steps']} steps")
+            continue
+        registry = getattr(catalog, current)
+        for name in registry.names():
+            item = registry.get(name)
+            text = item.description
+            if current == "methods":
+                text += f"  [{', '.join(f'{s}={c}' for s, c in item.slots().items())}]"
+            click.echo(f"  {name:<16} {text}  ({registry.owners[name]})")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@plugins_dir_option
+def plugins(as_json, plugins_dir):
+    """Show loaded plugins: name, version and the hooks each implements.
+
+    \b
+    Example:
+      qcrd-bench plugins --json
+    """
+    import json
+
+    info = _catalog(plugins_dir).plugin_info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for plugin in info:
+        click.echo(f"{plugin['name']} {plugin['version'] or ''}: {', '.join(plugin['hooks'])}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Batched greedy decoding and answer scoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .components import Example, Task
+
+PREDICT = "predict: "
+EXPLAIN = "explain: "
+
+
+@torch.no_grad()
+def generate(model, tokenizer, texts: list[str], *, batch_size: int, max_input_length: int,
+             max_new_tokens: int, device) -> list[str]:
+    """Greedy outputs for ``texts``, in order.  Inputs are sorted by length so each
+    batch pads little; the KV cache is used by ``generate``."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    outputs: list[str] = [""] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        enc = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True,
+                        truncation=True, max_length=max_input_length).to(device)
+        enc.pop("token_type_ids", None)
+        ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+        for i, text in zip(chunk, tokenizer.batch_decode(ids, skip_special_tokens=True)):
+            outputs[i] = text.strip()
+    model.train(was_training)
+    return outputs
+
+
+def score(task: Task, examples: list[Example], outputs: list[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Accuracy and parse rate of ``outputs`` against ``examples``, and one row per example."""
+    rows, correct, parsed = [], 0, 0
+    for example, output in zip(examples, outputs):
+        answer = task.parse_answer(output)
+        ok = task.answers_match(answer, example.answer)
+        parsed += answer is not None
+        correct += ok
+        rows.append({"id": example.id, "input": example.input, "gold": example.label,
+                     "prediction": output, "parsed_answer": None if answer is None else str(answer),
+                     "correct": bool(ok)})
+    n = max(len(examples), 1)
+    return {"accuracy": correct / n, "parse_rate": parsed / n}, rows
+
+
+def evaluate(model, tokenizer, task: Task, examples: list[Example], cfg: dict, device):
+    """Decode ``predict: x`` for every example and score it -> (metrics, rows)."""
+    outputs = generate(model, tokenizer, [PREDICT + e.input for e in examples],
+                       batch_size=cfg["eval"]["batch_size"], max_input_length=cfg["train"]["max_input_length"],
+                       max_new_tokens=cfg["eval"]["max_new_tokens"], device=device)
+    return score(task, examples, outputs)

@@ -1,0 +1,227 @@
+"""One run, end to end: resolve components, load data and rationales, build the
+student, train, evaluate, and track everything in MLflow.
+
+Everything that can fail on bad input (components, data files, rationales, the
+student) happens before the MLflow run opens, so bad input leaves no run behind;
+a failure after that ends the run FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .components import Example, Method, Rationale, Task, TaskData
+from .config import SLOTS, config_hash, flatten, is_smoke
+from .plugins import Catalog
+
+PARAM_KEYS = ("train.steps", "train.batch_size", "train.grad_accum", "train.lr", "train.warmup_steps",
+              "train.max_input_length", "train.max_target_length", "train.mixed_precision", "eval.max_new_tokens")
+
+
+@dataclass
+class Prepared:
+    """What a run needs before training starts."""
+
+    config: dict
+    method: Method
+    task: Task
+    data: TaskData
+    positives: dict[str, list[Rationale]]
+    teacher_stats: dict[str, float]
+    data_files: dict[str, str]
+    components: dict[str, Any]
+
+
+def component(catalog: Catalog, config: dict, slot: str):
+    return getattr(catalog, SLOTS[slot]).get(config[slot]["name"])
+
+
+def prepare(catalog: Catalog, config: dict) -> Prepared:
+    """Load data and rationales and select positives (no tracking yet)."""
+    components = {slot: component(catalog, config, slot) for slot in SLOTS if slot != "student"}
+    task: Task = components["task"]
+    data = task.load(config["task"])
+    if config["limit"]:
+        data = TaskData(*(split[: config["limit"]] for split in (data.train, data.val, data.test)),
+                        files=data.files, notes=data.notes)
+    teacher_out = components["teacher"].rationales(task, data, config["teacher"])
+    positives = {}
+    flt = components["positive_filter"]
+    for example in data.train:
+        pos, _teacher_negatives = flt.split(example, teacher_out.rationales.get(example.id, []), task,
+                                            config["positive_filter"])
+        positives[example.id] = pos
+    stats = dict(teacher_out.stats)
+    if teacher_out.rationales:
+        stats["rationale_coverage"] = sum(bool(p) for p in positives.values()) / max(len(data.train), 1)
+    return Prepared(config, catalog.methods.get(config["method"]), task, data, positives, stats,
+                    {**data.files, **teacher_out.files}, components)
+
+
+def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dict[str, list[Rationale]]):
+    from .evaluation import EXPLAIN, PREDICT
+    from .students import from_pretrained
+
+    params = config["student"]
+    if params["name"] not in catalog.students:
+        return from_pretrained(params["name"])
+    # A config-built student's tokenizer learns the text it will see in training.
+    texts = [PREDICT + e.input for e in data.train] + [EXPLAIN + e.input for e in data.train[:1]]
+    texts += [e.label for e in data.train] + [r.text for e in data.train for r in positives.get(e.id, [])]
+    return catalog.students.get(params["name"]).build(params, texts, config["seed"])
+
+
+def tags_for(config: dict) -> dict[str, Any]:
+    return {"qcrd.method": config["method"], "qcrd.task": config["task"]["name"], "qcrd.seed": config["seed"],
+            "qcrd.variant": config["method"], "qcrd.preset": config["preset"],
+            "qcrd.config_hash": config_hash(config), "qcrd.smoke": str(is_smoke(config)).lower()}
+
+
+def params_for(config: dict) -> dict[str, Any]:
+    """A curated set: the components and their parameters, and the training knobs."""
+    flat = flatten(config)
+    params = {k: v for k, v in flat.items() if k.split(".")[0] in SLOTS}
+    params.update({k: flat[k] for k in PARAM_KEYS})
+    params.update(method=config["method"], seed=config["seed"], preset=config["preset"], limit=config["limit"])
+    return params
+
+
+def versions(catalog: Catalog) -> dict[str, Any]:
+    packages = {}
+    for name in ("torch", "transformers", "accelerate", "tokenizers", "mlflow", "pluggy", "numpy"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"qcrd_bench": __version__, "python": platform.python_version(), "packages": packages,
+            "plugins": catalog.plugin_info()}
+
+
+def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = None) -> dict[str, Any]:
+    """Run one config and return its summary metrics (also logged to MLflow)."""
+    import torch
+
+    from . import tracking
+    from .evaluation import EXPLAIN, evaluate, generate
+    from .training import encode_examples, train
+
+    started = time.perf_counter()
+    torch.set_num_threads(config["train"]["threads"])
+    _seed_everything(config["seed"])
+    prep = prepare(catalog, config)
+    student = build_student(catalog, config, prep.data, prep.positives)
+    loss = prep.components["loss"]
+    tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"])}
+    name = f"{config['method']}-{config['task']['name']}-s{config['seed']}"
+    experiment = experiment or f"qcrd-bench/{config['task']['name']}"
+
+    with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)}) as run:
+        catalog.pm.hook.qcrd_run_start(config=config, run_dir=run.run_id)
+        log = _logger(run, catalog)
+        _log_setup(run, catalog, prep)
+        if student.info.get("source", "").startswith("config:"):
+            _log_tokenizer(run, student)
+        log({f"data/{k}": v for k, v in prep.teacher_stats.items()}
+            | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
+               "data/test_size": len(prep.data.test)}, 0)
+        start_id = getattr(student.model.config, "decoder_start_token_id", None)
+        encoded = encode_examples(student.tokenizer, prep.data.train, prep.positives, config, start_id)
+        result = train(student, prep.task, encoded, prep.data.val, loss, config["loss"], config, log)
+        device = next(student.model.parameters()).device
+
+        final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
+        summary = {"final/test_accuracy": final["accuracy"], "final/parse_rate": final["parse_rate"]}
+        rows = final_rows
+        if result.best_state is not None and result.best_step != config["train"]["steps"]:
+            student.model.load_state_dict(result.best_state)
+            best, rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
+        else:
+            best = final
+        summary.update({"test/accuracy": best["accuracy"], "eval/parse_rate": best["parse_rate"],
+                        "best/step": result.best_step or config["train"]["steps"]})
+        if result.best_val_accuracy is not None:
+            summary["best/val_accuracy"] = result.best_val_accuracy
+        _log_samples(run, student, prep, rows, config, device, generate, EXPLAIN)
+        if config["output"]["save_model"]:
+            _log_model(run, student)
+        summary["time/run_seconds"] = time.perf_counter() - started
+        log(summary, config["train"]["steps"])
+        catalog.pm.hook.qcrd_run_end(config=config, status="FINISHED", summary=summary)
+    return {"run_id": run.run_id, "experiment": experiment, "config_hash": tags["qcrd.config_hash"], **summary}
+
+
+def _seed_everything(seed: int) -> None:
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def _student_params(student) -> dict[str, Any]:
+    return {f"student.{k}": v for k, v in student.info.items() if k != "name"}
+
+
+def _logger(run, catalog: Catalog):
+    def log(metrics: dict[str, float], step: int) -> None:
+        run.log_metrics(metrics, step)
+        catalog.pm.hook.qcrd_log_metrics(metrics=metrics, step=step)
+    return log
+
+
+def _log_setup(run, catalog: Catalog, prep: Prepared) -> None:
+    run.log_dict(prep.config, "config.json")
+    run.log_dict(versions(catalog), "versions.json")
+    run.log_dict({"files": prep.data_files, "splits": {k: len(v) for k, v in prep.data.splits().items()},
+                  "notes": prep.data.notes}, "data.json")
+    rationale_rows = [{"id": e.id, "input": e.input, "gold": e.label, "rationale": r.text,
+                       "teacher_answer": None if r.answer is None else str(r.answer)}
+                      for e in prep.data.train[: prep.config["eval"]["samples_logged"]]
+                      for r in prep.positives.get(e.id, [])]
+    run.log_table(rationale_rows, "teacher_rationales.json")
+
+
+def _log_samples(run, student, prep: Prepared, rows: list[dict], config: dict, device, generate, explain) -> None:
+    """The test predictions, and the student's own rationales for a few test questions."""
+    run.log_table(rows, "predictions/test.json")
+    n = config["eval"]["samples_logged"]
+    sample: list[Example] = prep.data.test[:n]
+    if n and prep.components["loss"].uses_rationales and sample:
+        rationales = generate(student.model, student.tokenizer, [explain + e.input for e in sample],
+                              batch_size=config["eval"]["batch_size"],
+                              max_input_length=config["train"]["max_input_length"],
+                              max_new_tokens=config["train"]["max_target_length"], device=device)
+        run.log_table([{**row, "student_rationale": r} for row, r in zip(rows[:n], rationales)],
+                      "predictions/test_rationales.json")
+
+
+def _log_tokenizer(run, student) -> None:
+    """A config-built student's tokenizer was trained for this run: keep it with the run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        student.tokenizer.save_pretrained(tmp)
+        run.log_artifacts(Path(tmp), "tokenizer")
+
+
+def _log_model(run, student) -> None:
+    from .students import save_student
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_student(student, Path(tmp))
+        run.log_artifacts(Path(tmp), "student")
+
+
+def plan(config: dict) -> dict[str, Any]:
+    """The resolved plan ``--dry-run`` prints."""
+    return {"method": config["method"], "task": config["task"]["name"], "seed": config["seed"],
+            "config_hash": config_hash(config), "smoke": is_smoke(config),
+            "components": {slot: config[slot]["name"] for slot in SLOTS}, "config": config}
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,98 @@
+"""MLflow tracking.  This is the only module that imports mlflow.
+
+Layout: experiment ``qcrd-bench/<task>``; one run per (method, task, seed) with the
+grouping keys as ``qcrd.*`` tags; params logged once; metrics namespaced
+``train/``, ``val/``, ``test/``, ``final/``, ``best/``, ``data/``, ``eval/``.
+A run that raises is ended FAILED (KILLED on Ctrl-C), never left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+def tracking_uri(option: str | None) -> str:
+    return option or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+class TrackedRun:
+    """A thin handle on the active MLflow run."""
+
+    def __init__(self, run):
+        self._run = run
+        self.run_id = run.info.run_id
+        self.experiment_id = run.info.experiment_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_dict(self, obj: Any, path: str) -> None:
+        import mlflow
+
+        mlflow.log_dict(obj, path)
+
+    def log_text(self, text: str, path: str) -> None:
+        import mlflow
+
+        mlflow.log_text(text, path)
+
+    def log_table(self, rows: list[dict[str, Any]], path: str) -> None:
+        """A table the MLflow UI shows in its artifact viewer (``.json`` table format)."""
+        import mlflow
+
+        if rows:
+            mlflow.log_table({key: [row[key] for row in rows] for key in rows[0]}, artifact_file=path)
+
+    def log_artifacts(self, directory: Path, path: str) -> None:
+        import mlflow
+
+        mlflow.log_artifacts(str(directory), artifact_path=path)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        import mlflow
+
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+@contextlib.contextmanager
+def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
+             params: dict[str, Any]) -> Iterator[TrackedRun]:
+    """Start a run, yield it, and end it FINISHED, FAILED or KILLED."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    status = "FAILED"
+    try:
+        mlflow.log_params({k: _param(v) for k, v in params.items()})
+        yield TrackedRun(run)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
+def _param(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def find_runs(uri: str, experiment: str, filter_string: str = "") -> list:
+    """Runs of an experiment (newest first) as MLflow ``Run`` objects."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return client.search_runs([exp.experiment_id], filter_string=filter_string, order_by=["attributes.start_time DESC"])
