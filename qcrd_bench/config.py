@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,9 @@ def unflatten(flat: dict[str, Any]) -> dict:
     return tree
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_set(item: str) -> tuple[str, Any]:
     """``"train.lr=3e-4"`` -> ``("train.lr", 3e-4)``; values are read as YAML scalars."""
     import yaml
@@ -135,6 +139,8 @@ def parse_set(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads "3e-4" (no dot) as a string
     if isinstance(value, (dict, list)):
         raise ConfigError(f"--set {item!r}: only scalar values can be set")
     return key, value

@@ -132,7 +132,7 @@ def build_plugin_manager(plugins_dir: str | os.PathLike | None = None, entry_poi
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from None
+        raise PluginError(f"plugin validation failed: {exc}") from None
     if os.environ.get("QCRD_BENCH_TRACE_HOOKS"):
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()

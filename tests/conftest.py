@@ -1,0 +1,46 @@
+"""Shared fixtures.  Tests never reach the network: the hub is offline and data
+comes from the local mirror (QCRD_BENCH_DATA_DIR, default ../shared/data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MIRROR = Path(os.environ.get("QCRD_BENCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+@pytest.fixture
+def mirror(monkeypatch) -> Path:
+    if not (MIRROR / "svamp" / "dss" / "svamp_train.json").exists():
+        pytest.skip(f"no data mirror at {MIRROR}")
+    monkeypatch.setenv("QCRD_BENCH_DATA_DIR", str(MIRROR))
+    return MIRROR
+
+
+@pytest.fixture
+def catalog():
+    """A fresh plugin manager and registries for each test."""
+    from qcrd_bench.plugins import load_catalog
+
+    return load_catalog()
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    monkeypatch.chdir(tmp_path)
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def runs_in(uri: str):
+    """Every run in every experiment of a tracking store."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids) if ids else []
