@@ -91,3 +91,10 @@ def test_corrupt_line_is_named(mirror, tmp_path, monkeypatch):
     (copy / "svamp_test.json").write_text("\n".join(lines) + "\n")
     with pytest.raises(InputFileError, match=r"svamp_test.json:7: missing field 'input'"):
         Svamp().load(PARAMS)
+
+
+def test_wordpiece_split_decimals_are_rejoined():
+    task = Svamp()
+    assert task.parse_answer("( 84. 0 / 2. 0 )") == 42.0
+    assert task.parse_answer("( 84 . 0 / 2 .0 )") == 42.0
+    assert task.parse_answer("84 2") is None  # two numbers are not glued together

