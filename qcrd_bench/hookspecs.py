@@ -73,9 +73,10 @@ def register_students(register: Register) -> None:
 
 
 @hookspec
-def qcrd_run_start(config: dict, run_dir: str) -> None:
-    """Called after the config is resolved and the tracked run is open, before
-    data is loaded.  ``config`` is the resolved config (read-only by convention)."""
+def qcrd_run_start(config: dict, run_id: str) -> None:
+    """Called once the tracked run is open (data, rationales and student are loaded),
+    before training.  ``config`` is the resolved config (read-only by convention);
+    ``run_id`` is the MLflow run id."""
 
 
 @hookspec

@@ -124,7 +124,7 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     experiment = experiment or f"qcrd-bench/{config['task']['name']}"
 
     with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)}) as run:
-        catalog.pm.hook.qcrd_run_start(config=config, run_dir=run.run_id)
+        catalog.pm.hook.qcrd_run_start(config=config, run_id=run.run_id)
         log = _logger(run, catalog)
         _log_setup(run, catalog, prep)
         if student.info.get("source", "").startswith("config:"):

@@ -79,12 +79,14 @@ def nll(model, inputs: list[list[int]], targets: list[list[int]], pad_id: int, d
     return sequence_nll(out.logits, labels)
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator):
-    """Endless seeded shuffles of range(n), cut into batches (the last of an epoch may be short)."""
+def batches(n: int, batch_size: int, generator: torch.Generator, shard: int = 0, shards: int = 1):
+    """Endless seeded shuffles of range(n), cut into global batches of ``batch_size × shards``
+    (the last of an epoch may be short); each process takes its own shard of each."""
+    size = batch_size * shards
     while True:
         order = torch.randperm(n, generator=generator).tolist()
-        for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
+        for start in range(0, n, size):
+            yield order[start:start + size][shard::shards]
 
 
 def train(student, task: Task, train_set: list[Encoded], val: list[Example], loss: Loss,
@@ -98,7 +100,8 @@ def train(student, task: Task, train_set: list[Encoded], val: list[Example], los
     device, pad_id = accelerator.device, tokenizer.pad_token_id
 
     generator = torch.Generator().manual_seed(cfg["seed"])
-    stream = batches(len(train_set), tc["batch_size"], generator)
+    stream = batches(len(train_set), tc["batch_size"], generator, accelerator.process_index,
+                     accelerator.num_processes)
     val_subset = val[: cfg["eval"]["val_limit"]] if cfg["eval"]["val_limit"] else val
     result = TrainResult(best_step=0, best_val_accuracy=None, best_state=None)
     window: dict[str, float] = {}
