@@ -37,3 +37,124 @@ def dss_loss(label_nll: torch.Tensor, pos_nll: torch.Tensor, pos_owner: torch.Te
     per_example, has_rationale = group_mean(pos_nll, pos_owner, label_nll.shape[0])
     explain = per_example[has_rationale].mean() if has_rationale.any() else pred.new_zeros(())
     return alpha * pred + (1 - alpha) * explain, {"loss_pred": pred, "loss_explain": explain}
+
+
+# ---------------------------------------------------------------- QCRD (arXiv 2405.13014)
+
+SCHEMES = ("minmax", "maxmin", "sampling", "mean", "wmean")
+
+
+def group_reduce(values: torch.Tensor, owner: torch.Tensor, groups: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``amin``/``amax``/``mean``/``sum`` of ``values`` [P] per group -> ([groups], [groups] bool non-empty).
+    Empty groups get 0."""
+    present = torch.zeros(groups, dtype=torch.bool, device=values.device)
+    present[owner] = True
+    if reduce in ("mean", "sum"):
+        out = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(0, owner, values)
+        if reduce == "mean":
+            counts = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(
+                0, owner, torch.ones_like(values))
+            out = out / counts.clamp(min=1.0)
+        return out, present
+    out = torch.zeros(groups, dtype=values.dtype, device=values.device)
+    out = out.scatter_reduce(0, owner, values, reduce=reduce, include_self=False)
+    return torch.where(present, out, torch.zeros_like(out)), present
+
+
+def pick(values: torch.Tensor, owner: torch.Tensor, groups: int, largest: bool) -> torch.Tensor:
+    """Index (into ``values``) of the arg-min (or arg-max) member of each non-empty group -> [G'].
+    Ties go to the first member."""
+    best: dict[int, int] = {}
+    flat = values.tolist()
+    for index, (group, value) in enumerate(zip(owner.tolist(), flat)):
+        current = best.get(group)
+        if current is None or (value > flat[current] if largest else value < flat[current]):
+            best[group] = index
+    return torch.tensor([best[g] for g in sorted(best)], dtype=torch.long, device=values.device)
+
+
+def qcrd_contrastive(pos_nll: torch.Tensor, pos_owner: torch.Tensor, pos_score: torch.Tensor,
+                     neg_nll: torch.Tensor, neg_owner: torch.Tensor, neg_score: torch.Tensor,
+                     groups: int, scheme: str = "minmax", delta: float = 3.0, beta: float = 0.2
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Quality-guided contrastive loss L_cl (Eqs. 3, 6, 7), many-to-one over each example's sets.
+
+    pos_* [P], neg_* [N]: per-rationale NLL l(x, r), owning example index, discriminator score.
+    Scores are detached here: no gradient reaches the discriminator through L_cl.
+
+    minmax (Eq. 6/7):  l_pos = s · min_pos l;   l_neg = (1 − s) · max_neg min(l − δ, 0)
+    maxmin:            l_pos = s · max_pos l;   l_neg = (1 − s) · min_neg min(l − δ, 0)
+    sampling:          as minmax over sets the caller already cut to one random member each
+    mean:              l_pos = mean_pos s·l;    l_neg = mean_neg (1 − s)·min(l − δ, 0)
+    wmean:             l_pos = Σ s·l / Σ s;      l_neg = Σ (1 − s)·min(l − δ, 0) / Σ (1 − s)
+    L_cl = mean over examples with positives of [l_pos − β · l_neg]   (l_neg = 0 without negatives)
+
+    With MinMax, s_pos / s_neg are the scores of the selected (arg-min / arg-max) rationales.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown many-to-one scheme {scheme!r}; available: {', '.join(SCHEMES)}")
+    pos_score, neg_score = pos_score.detach(), neg_score.detach()
+    hinge = torch.clamp(neg_nll - delta, max=0.0)  # min(l − δ, 0)
+    if scheme in ("minmax", "maxmin", "sampling"):
+        take_max_pos = scheme == "maxmin"
+        p = pick(pos_nll.detach(), pos_owner, groups, largest=take_max_pos)
+        # For negatives compare min(l − δ, 0) as the formula does; ties (all 0) pick the first.
+        n = pick(hinge.detach(), neg_owner, groups, largest=not take_max_pos)
+        l_pos, has_pos = group_reduce(pos_score[p] * pos_nll[p], pos_owner[p], groups, "sum")
+        l_neg, has_neg = group_reduce((1 - neg_score[n]) * hinge[n], neg_owner[n], groups, "sum")
+        ce_pos, ce_neg = pos_nll[p], neg_nll[n]
+    elif scheme == "mean":
+        l_pos, has_pos = group_reduce(pos_score * pos_nll, pos_owner, groups, "mean")
+        l_neg, has_neg = group_reduce((1 - neg_score) * hinge, neg_owner, groups, "mean")
+        ce_pos, ce_neg = pos_nll, neg_nll
+    else:  # wmean
+        num, has_pos = group_reduce(pos_score * pos_nll, pos_owner, groups, "sum")
+        den, _ = group_reduce(pos_score, pos_owner, groups, "sum")
+        l_pos = num / den.clamp(min=1e-8)
+        num, has_neg = group_reduce((1 - neg_score) * hinge, neg_owner, groups, "sum")
+        den, _ = group_reduce(1 - neg_score, neg_owner, groups, "sum")
+        l_neg = num / den.clamp(min=1e-8)
+        ce_pos, ce_neg = pos_nll, neg_nll
+    per_example = l_pos - beta * l_neg
+    loss = per_example[has_pos].mean() if has_pos.any() else pos_nll.new_zeros(())
+    active = (l_neg < 0) & has_neg
+    zero = pos_nll.new_zeros(())
+    diagnostics = {
+        "loss_cl": loss,
+        "ce_pos": ce_pos.detach().mean() if ce_pos.numel() else zero,
+        "ce_neg": ce_neg.detach().mean() if ce_neg.numel() else zero,
+        "neg_active_frac": active.float().sum() / has_neg.float().sum().clamp(min=1.0),
+    }
+    diagnostics["margin"] = diagnostics["ce_neg"] - diagnostics["ce_pos"]
+    return loss, diagnostics
+
+
+def discriminator_loss(pos_score: torch.Tensor, pos_owner: torch.Tensor, neg_score: torch.Tensor,
+                       neg_owner: torch.Tensor, groups: int, variant: str = "eq2") -> torch.Tensor:
+    """L_D on sigmoid scores in [0, 1].
+
+    eq2 (Eq. 2 as printed): mean_x −log(Σ_pos exp(s) / Σ_neg exp(s)), over examples with both sets;
+    infonce:                mean_x −log(Σ_pos exp(s) / Σ_all exp(s));
+    bce:                    binary cross-entropy of every score against its label.
+    """
+    if variant == "bce":
+        scores = torch.cat([pos_score, neg_score]).clamp(1e-6, 1 - 1e-6)
+        labels = torch.cat([torch.ones_like(pos_score), torch.zeros_like(neg_score)])
+        return F.binary_cross_entropy(scores, labels)
+    lse_pos, has_pos = _group_logsumexp(pos_score, pos_owner, groups)
+    lse_neg, has_neg = _group_logsumexp(neg_score, neg_owner, groups)
+    both = has_pos & has_neg
+    if not both.any():
+        return pos_score.new_zeros(()) + 0.0 * (pos_score.sum() + neg_score.sum())
+    if variant == "eq2":
+        per_example = -(lse_pos - lse_neg)
+    elif variant == "infonce":
+        per_example = -(lse_pos - torch.logaddexp(lse_pos, lse_neg))
+    else:
+        raise ValueError(f"unknown discriminator loss {variant!r}; available: eq2, infonce, bce")
+    return per_example[both].mean()
+
+
+def _group_logsumexp(values: torch.Tensor, owner: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    exp_sum, present = group_reduce(values.exp(), owner, groups, "sum")
+    return torch.log(exp_sum.clamp(min=1e-30)), present
