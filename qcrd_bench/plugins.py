@@ -39,6 +39,7 @@ KINDS = {
 BUILTIN_MODULES = (
     "qcrd_plugins.tasks",
     "qcrd_plugins.teachers",
+    "qcrd_plugins.mcckd",
     "qcrd_plugins.filters",
     "qcrd_plugins.negatives",
     "qcrd_plugins.discriminators",
