@@ -45,6 +45,7 @@ def main() -> None:
     Examples:
       qcrd-bench run --method dss --task svamp --preset smoke
       qcrd-bench list methods
+      qcrd-bench data check
       qcrd-bench plugins
     """
 
@@ -108,6 +109,7 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
         click.echo(f"run {summary['run_id']} in experiment {summary['experiment']}: "
                    f"test/accuracy {summary['test/accuracy']:.4f} (best step {summary['best/step']}), "
                    f"final/test_accuracy {summary['final/test_accuracy']:.4f}, "
+                   f"test/accuracy_flexible {summary['test/accuracy_flexible']:.4f}, "
                    f"eval/parse_rate {summary['eval/parse_rate']:.4f}")
 
 
@@ -158,6 +160,90 @@ def plugins(as_json, plugins_dir):
         return
     for plugin in info:
         click.echo(f"{plugin['name']} {plugin['version'] or ''}: {', '.join(plugin['hooks'])}")
+
+
+@main.group(context_settings=CONTEXT)
+def data():
+    """Inspect, verify and download the dataset files.
+
+    \b
+    Files come from the mirror in $QCRD_BENCH_DATA_DIR when it is set, else from the
+    download cache (~/.cache/qcrd-bench/data, $QCRD_BENCH_CACHE_DIR).
+    Examples:
+      qcrd-bench data list
+      qcrd-bench data check cqa
+      qcrd-bench data download anli1
+    """
+
+
+@data.command("list", context_settings=CONTEXT)
+@click.argument("task", required=False)
+def data_list(task):
+    """List each task's files: source, split, size and whether they are here.
+
+    \b
+    Example:
+      qcrd-bench data list svamp
+    """
+    from .datacheck import file_groups, format_list, task_names
+    from .errors import QcrdError
+
+    try:
+        names = [task] if task else task_names()
+        if task and task not in task_names():
+            raise Failure(f"unknown task {task!r} for `data list`; available: {', '.join(task_names())}")
+        click.echo(format_list([g for name in names for g in file_groups(name)]))
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+
+
+@data.command("check", context_settings=CONTEXT)
+@click.argument("task", required=False)
+@plugins_dir_option
+def data_check(task, plugins_dir):
+    """Verify presence and sha256 of every file, rows per split, that each rationale
+    file lines up with its input rows (teacher accuracy far above chance), and that no
+    rationale of a test question reaches training.  Exits 2 on any problem.
+
+    \b
+    Examples:
+      qcrd-bench data check
+      qcrd-bench data check svamp
+    """
+    from .datacheck import check, format_check
+    from .errors import QcrdError
+
+    catalog = _catalog(plugins_dir)
+    try:
+        results = check(catalog, [task] if task else None)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    click.echo(format_check(results))
+    problems = [p for r in results for p in r.problems]
+    if problems:
+        more = f" (and {len(problems) - 1} more above)" if len(problems) > 1 else ""
+        raise Failure(f"data check failed: {problems[0]}{more}")
+    click.echo(f"data check passed: {len(results)} task(s)")
+
+
+@data.command("download", context_settings=CONTEXT)
+@click.argument("task", required=False)
+def data_download(task):
+    """Download a task's files (default: all) into the cache, verified against the
+    manifest (sha256) or, for the DSS datasets.zip, its git blob id.
+
+    \b
+    Example:
+      QCRD_BENCH_DATA_DIR= qcrd-bench data download anli1
+    """
+    from .datacheck import download
+    from .errors import QcrdError
+
+    try:
+        count = download([task] if task else None, click.echo)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    click.echo(f"{count} files ready")
 
 
 if __name__ == "__main__":

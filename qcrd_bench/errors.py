@@ -16,3 +16,8 @@ class PluginError(QcrdError):
 
 class InputFileError(QcrdError):
     """A data or rationale file is malformed; the message names file and line."""
+
+
+class DataError(QcrdError):
+    """A data file cannot be provided (missing, not downloadable, checksum mismatch);
+    the message names the file and the remedy."""

@@ -34,18 +34,24 @@ def generate(model, tokenizer, texts: list[str], *, batch_size: int, max_input_l
 
 
 def score(task: Task, examples: list[Example], outputs: list[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Accuracy and parse rate of ``outputs`` against ``examples``, and one row per example."""
-    rows, correct, parsed = [], 0, 0
+    """Accuracy (strict extractor: the headline), flexible accuracy and strict parse
+    rate of ``outputs`` against ``examples``, and one row per example."""
+    rows, correct, correct_flexible, parsed = [], 0, 0, 0
     for example, output in zip(examples, outputs):
-        answer = task.parse_answer(output)
+        answer = task.extract_answer(output, example)
+        lenient = task.extract_answer(output, example, flexible=True)
         ok = task.answers_match(answer, example.answer)
+        ok_flexible = task.answers_match(lenient, example.answer)
         parsed += answer is not None
         correct += ok
+        correct_flexible += ok_flexible
         rows.append({"id": example.id, "input": example.input, "gold": example.label,
                      "prediction": output, "parsed_answer": None if answer is None else str(answer),
-                     "correct": bool(ok)})
+                     "correct": bool(ok),
+                     "parsed_answer_flexible": None if lenient is None else str(lenient),
+                     "correct_flexible": bool(ok_flexible)})
     n = max(len(examples), 1)
-    return {"accuracy": correct / n, "parse_rate": parsed / n}, rows
+    return {"accuracy": correct / n, "accuracy_flexible": correct_flexible / n, "parse_rate": parsed / n}, rows
 
 
 def evaluate(model, tokenizer, task: Task, examples: list[Example], cfg: dict, device):

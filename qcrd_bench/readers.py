@@ -63,3 +63,11 @@ def _check_row(row: Any, required: tuple[str, ...], where: str) -> None:
     for field in required:
         if field not in row:
             raise InputFileError(f"{where}: missing field {field!r} (has: {', '.join(sorted(row)) or 'none'})")
+
+
+def read_lines(path: Path) -> list[str]:
+    """The non-blank lines of a text file, stripped (e.g. a list of ids)."""
+    lines = [line.strip() for line in _text(path).splitlines() if line.strip()]
+    if not lines:
+        raise InputFileError(f"{path}: no rows")
+    return lines

@@ -34,6 +34,7 @@ def test_run_is_tracked(method, mirror, tracking_uri):
 
     metrics = run.data.metrics
     for key in ("test/accuracy", "final/test_accuracy", "eval/parse_rate", "best/val_accuracy", "val/accuracy",
+                "test/accuracy_flexible", "final/test_accuracy_flexible",
                 "train/loss", "train/loss_pred", "data/train_size"):
         assert key in metrics, key
     assert 0 <= metrics["test/accuracy"] <= 1 and 0 <= metrics["eval/parse_rate"] <= 1
@@ -51,7 +52,8 @@ def test_run_is_tracked(method, mirror, tracking_uri):
     config = json.load(open(f"{local}/config.json"))
     assert config["method"] == method and config["seed"] == 1
     table = json.load(open(f"{local}/predictions/test.json"))
-    assert table["columns"] == ["id", "input", "gold", "prediction", "parsed_answer", "correct"]
+    assert table["columns"] == ["id", "input", "gold", "prediction", "parsed_answer", "correct",
+                                "parsed_answer_flexible", "correct_flexible"]
     assert len(table["data"]) == 40
     data = json.load(open(f"{local}/data.json"))
     assert len(data["files"]["svamp/dss/svamp_train.json"]) == 64
