@@ -35,8 +35,8 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     args = parser.parse_args()
     client = mlflow.MlflowClient(args.tracking_uri)
-    for seed in args.seeds:
-        for method in args.methods:
+    for method in args.methods:  # every seed of one method first: a partial sweep still compares within it
+        for seed in args.seeds:
             if (method, seed) in finished(client, args.experiment):
                 continue
             subprocess.run(["qcrd-bench", "run", "-m", method, "-t", "svamp", "--preset", "cpu", "--seed", seed,

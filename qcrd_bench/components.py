@@ -80,6 +80,16 @@ class Task(Component):
         expected form.  Model output is data: never executed."""
         raise NotImplementedError
 
+    def parse_answer_flexible(self, text: str) -> Any:
+        """A lenient reading of a model output (e.g. the last number anywhere in it),
+        reported beside the strict one as ``accuracy_flexible``.  Default: strict."""
+        return self.parse_answer(text)
+
+    def extract_answer(self, text: str, example: Example, flexible: bool = False) -> Any:
+        """The answer ``text`` gives to ``example``; what scoring and teachers call.
+        Override when the answer depends on the question (e.g. a choice letter)."""
+        return self.parse_answer_flexible(text) if flexible else self.parse_answer(text)
+
     def answers_match(self, predicted: Any, gold: Any) -> bool:
         return predicted is not None and predicted == gold
 
@@ -101,26 +111,45 @@ class PositiveFilter(Component):
 
 
 class NegativeGenerator(Component):
-    """Supplies extra negative rationales during training (e.g. self-play)."""
+    """Supplies negative rationales during training (teacher minority, self-play, ...).
 
-    def negatives(self, examples: list[Example], context: Any, params: dict[str, Any]) -> list[list[str]]:
+    ``session`` is called once per run and returns an object with
+    ``negatives(examples: list[Example], step: int) -> list[list[str]]`` (one list per
+    example) and ``samples() -> list[dict]`` (rows for the run's sample tables).
+    """
+
+    uses_student: ClassVar[bool] = False
+
+    def session(self, context: "TrainContext", params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
 
 class Discriminator(Component):
-    """Scores the quality of (question, rationale) pairs in [0, 1]."""
+    """Scores the quality of (question, rationale) pairs in [0, 1].
 
-    def scores(self, examples: list[Example], rationales: list[list[str]], params: dict[str, Any]) -> list[list[float]]:
+    ``session`` returns an object with ``scores(inputs: list[str], rationales: list[str])``
+    -> tensor [N] (differentiable w.r.t. its own parameters), ``parameters()`` (empty
+    when it does not learn) and ``pretrain(context, log)``.
+    """
+
+    def session(self, context: "TrainContext", params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
 
 class Loss(Component):
     """A training objective over per-sequence negative log-likelihoods.
 
-    ``uses_rationales`` tells the trainer whether to compute rationale NLLs at all.
+    ``uses_rationales`` tells the trainer whether to compute rationale NLLs at all,
+    ``uses_negatives`` whether to ask the negative generator and score with the
+    discriminator; ``selects(params)`` whether only the arg-min positive and arg-max
+    negative of each example need gradients (see ``qcrd_bench.training``).
     """
 
     uses_rationales: ClassVar[bool] = False
+    uses_negatives: ClassVar[bool] = False
+
+    def selects(self, params: dict[str, Any]) -> bool:
+        return False
 
     def __call__(self, inputs: "LossInputs", params: dict[str, Any]) -> "LossOutput":
         raise NotImplementedError
@@ -155,6 +184,22 @@ class LossInputs:
     neg_nll: Any = None
     neg_owner: Any = None
     neg_score: Any = None
+    disc_loss: Any = None  # L_D of the discriminator on this batch (scalar tensor), if it learns
+    iteration: int = 0  # index of the current block of ``iteration_steps`` optimizer steps
+
+
+@dataclass
+class TrainContext:
+    """What negative generators and discriminators may use during a run."""
+
+    student: Any  # qcrd_bench.students.Student (model may be updated in place)
+    task: "Task"
+    train: list[Example]
+    positives: dict[str, list[Rationale]]
+    teacher_negatives: dict[str, list[Rationale]]
+    config: dict
+    device: Any
+    iteration_steps: int
 
 
 @dataclass

@@ -73,6 +73,30 @@ def pick(values: torch.Tensor, owner: torch.Tensor, groups: int, largest: bool) 
     return torch.tensor([best[g] for g in sorted(best)], dtype=torch.long, device=values.device)
 
 
+@torch.no_grad()
+def select_indices(pos_nll: torch.Tensor, pos_owner: torch.Tensor, neg_nll: torch.Tensor, neg_owner: torch.Tensor,
+                   groups: int, scheme: str, delta: float,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the one positive and one negative per example that a selecting scheme uses.
+
+    minmax: arg-min l over positives, arg-max of min(l − δ, 0) over negatives (ties: the first);
+    maxmin: the reverse; sampling: a uniformly random member of each set.
+    """
+    if scheme == "sampling":
+        return _random_member(pos_owner, groups, generator), _random_member(neg_owner, groups, generator)
+    hinge = torch.clamp(neg_nll - delta, max=0.0)
+    take_max_pos = scheme == "maxmin"
+    return pick(pos_nll, pos_owner, groups, largest=take_max_pos), pick(hinge, neg_owner, groups, largest=not take_max_pos)
+
+
+def _random_member(owner: torch.Tensor, groups: int, generator: torch.Generator | None) -> torch.Tensor:
+    members: dict[int, list[int]] = {}
+    for index, group in enumerate(owner.tolist()):
+        members.setdefault(group, []).append(index)
+    chosen = [m[int(torch.randint(len(m), (1,), generator=generator))] for _, m in sorted(members.items())]
+    return torch.tensor(chosen, dtype=torch.long, device=owner.device)
+
+
 def qcrd_contrastive(pos_nll: torch.Tensor, pos_owner: torch.Tensor, pos_score: torch.Tensor,
                      neg_nll: torch.Tensor, neg_owner: torch.Tensor, neg_score: torch.Tensor,
                      groups: int, scheme: str = "minmax", delta: float = 3.0, beta: float = 0.2
@@ -96,10 +120,7 @@ def qcrd_contrastive(pos_nll: torch.Tensor, pos_owner: torch.Tensor, pos_score: 
     pos_score, neg_score = pos_score.detach(), neg_score.detach()
     hinge = torch.clamp(neg_nll - delta, max=0.0)  # min(l − δ, 0)
     if scheme in ("minmax", "maxmin", "sampling"):
-        take_max_pos = scheme == "maxmin"
-        p = pick(pos_nll.detach(), pos_owner, groups, largest=take_max_pos)
-        # For negatives compare min(l − δ, 0) as the formula does; ties (all 0) pick the first.
-        n = pick(hinge.detach(), neg_owner, groups, largest=not take_max_pos)
+        p, n = select_indices(pos_nll, pos_owner, neg_nll, neg_owner, groups, scheme, delta)
         l_pos, has_pos = group_reduce(pos_score[p] * pos_nll[p], pos_owner[p], groups, "sum")
         l_neg, has_neg = group_reduce((1 - neg_score[n]) * hinge[n], neg_owner[n], groups, "sum")
         ce_pos, ce_neg = pos_nll[p], neg_nll[n]

@@ -35,6 +35,7 @@ class Prepared:
     task: Task
     data: TaskData
     positives: dict[str, list[Rationale]]
+    teacher_negatives: dict[str, list[Rationale]]
     teacher_stats: dict[str, float]
     data_files: dict[str, str]
     components: dict[str, Any]
@@ -53,16 +54,18 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
         data = TaskData(*(split[: config["limit"]] for split in (data.train, data.val, data.test)),
                         files=data.files, notes=data.notes)
     teacher_out = components["teacher"].rationales(task, data, config["teacher"])
-    positives = {}
+    positives, negatives = {}, {}
     flt = components["positive_filter"]
     for example in data.train:
-        pos, _teacher_negatives = flt.split(example, teacher_out.rationales.get(example.id, []), task,
-                                            config["positive_filter"])
-        positives[example.id] = pos
+        positives[example.id], negatives[example.id] = flt.split(
+            example, teacher_out.rationales.get(example.id, []), task, config["positive_filter"])
     stats = dict(teacher_out.stats)
     if teacher_out.rationales:
-        stats["rationale_coverage"] = sum(bool(p) for p in positives.values()) / max(len(data.train), 1)
-    return Prepared(config, catalog.methods.get(config["method"]), task, data, positives, stats,
+        n = max(len(data.train), 1)
+        stats["rationale_coverage"] = sum(bool(p) for p in positives.values()) / n
+        stats["n_pos"] = sum(map(len, positives.values())) / n
+        stats["n_neg"] = sum(map(len, negatives.values())) / n
+    return Prepared(config, catalog.methods.get(config["method"]), task, data, positives, negatives, stats,
                     {**data.files, **teacher_out.files}, components)
 
 
@@ -111,7 +114,7 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
 
     from . import tracking
     from .evaluation import EXPLAIN, evaluate, generate
-    from .training import encode_examples, train
+    from .training import Tokens, encode_examples, train
 
     started = time.perf_counter()
     torch.set_num_threads(config["train"]["threads"])
@@ -132,13 +135,19 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
         log({f"data/{k}": v for k, v in prep.teacher_stats.items()}
             | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
                "data/test_size": len(prep.data.test)}, 0)
-        start_id = getattr(student.model.config, "decoder_start_token_id", None)
-        encoded = encode_examples(student.tokenizer, prep.data.train, prep.positives, config, start_id)
-        result = train(student, prep.task, encoded, prep.data.val, loss, config["loss"], config, log)
+        tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
+        encoded = encode_examples(tokens, prep.data.train, prep.positives)
+        judge = _judge(prep, student, config, log)
+        result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge)
         device = next(student.model.parameters()).device
+        if judge.sample_rows:
+            run.log_table(judge.sample_rows, "negatives/scored_samples.json")
+        if judge.negatives is not None and judge.negatives.samples():
+            run.log_table(judge.negatives.samples(), "negatives/student_samples.json")
 
         final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
-        summary = {"final/test_accuracy": final["accuracy"], "final/parse_rate": final["parse_rate"]}
+        summary = {"final/test_accuracy": final["accuracy"], "final/parse_rate": final["parse_rate"],
+                   "final/test_accuracy_flexible": final["accuracy_flexible"]}
         rows = final_rows
         if result.best_state is not None and result.best_step != config["train"]["steps"]:
             student.model.load_state_dict(result.best_state)
@@ -146,6 +155,7 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
         else:
             best = final
         summary.update({"test/accuracy": best["accuracy"], "eval/parse_rate": best["parse_rate"],
+                        "test/accuracy_flexible": best["accuracy_flexible"],
                         "best/step": result.best_step or config["train"]["steps"]})
         if result.best_val_accuracy is not None:
             summary["best/val_accuracy"] = result.best_val_accuracy
@@ -156,6 +166,28 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
         log(summary, config["train"]["steps"])
         catalog.pm.hook.qcrd_run_end(config=config, status="FINISHED", summary=summary)
     return {"run_id": run.run_id, "experiment": experiment, "config_hash": tags["qcrd.config_hash"], **summary}
+
+
+def _judge(prep: Prepared, student, config: dict, log):
+    """Negative generator and discriminator sessions for a loss that uses negatives."""
+    from .components import TrainContext
+    from .training import Judge
+
+    tc = config["train"]
+    iteration_steps = tc["iteration_steps"] or tc["eval_every"]
+    if not prep.components["loss"].uses_negatives:
+        return Judge(iteration_steps=iteration_steps)
+    from accelerate import PartialState
+
+    # The device accelerate will train on, so the judge and the generator sit beside the student.
+    context = TrainContext(student=student, task=prep.task, train=prep.data.train, positives=prep.positives,
+                           teacher_negatives=prep.teacher_negatives, config=config, device=PartialState().device,
+                           iteration_steps=iteration_steps)
+    negatives = prep.components["negatives"].session(context, config["negatives"])
+    discriminator = prep.components["discriminator"].session(context, config["discriminator"])
+    discriminator.pretrain(log)
+    return Judge(negatives=negatives, discriminator=discriminator,
+                 disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps)
 
 
 def _seed_everything(seed: int) -> None:

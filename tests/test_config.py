@@ -107,3 +107,11 @@ def test_resolved_config_covers_all_slots(catalog):
     flat = flatten(resolve(catalog, "dss", "svamp", "smoke"))
     for slot in ("task", "student", "teacher", "positive_filter", "negatives", "discriminator", "loss"):
         assert f"{slot}.name" in flat
+
+
+def test_preset_component_keys_apply_only_where_the_component_is_used(catalog):
+    assert resolve(catalog, "qcrd", "svamp", "smoke")["discriminator"]["pretrain_steps"] == 10
+    assert resolve(catalog, "qcrd-no-qj", "svamp", "smoke")["discriminator"] == {"name": "constant"}
+    # The same key from the command line is still an error for a component without it.
+    with pytest.raises(ConfigError, match="unknown config key 'discriminator.pretrain_steps'"):
+        resolve(catalog, "dss", "svamp", "smoke", None, {"discriminator.pretrain_steps": 3})

@@ -1,10 +1,10 @@
-"""Built-in discriminators."""
+"""Built-in discriminators (QCRD's QJ: quality judge)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from qcrd_bench.components import Discriminator, Example
+from qcrd_bench.components import Discriminator, TrainContext
 from qcrd_bench.hookspecs import hookimpl
 
 
@@ -12,10 +12,29 @@ class Constant(Discriminator):
     name = "constant"
     description = "every rationale scores 1 (no quality judge)"
 
-    def scores(self, examples: list[Example], rationales: list[list[str]], params: dict[str, Any]) -> list[list[float]]:
-        return [[1.0] * len(group) for group in rationales]
+    def session(self, context: TrainContext, params: dict[str, Any]):
+        from qcrd_bench.discriminator import ConstantSession
+
+        return ConstantSession(context)
+
+
+class EncoderMaxPool(Discriminator):
+    name = "encoder-maxpool"
+    description = ("encoder over (x, r), max-pool, two linear layers, sigmoid; pre-trained on teacher "
+                   "positives vs negatives, then updated online by L_D")
+    # encoder: student (a copy of the student's encoder) | minilm | a hub name or directory
+    # (the paper uses the T5-base encoder).  loss: eq2 (Eq. 2 as printed) | infonce | bce.
+    defaults = {"encoder": "student", "loss": "eq2", "pretrain_steps": 500, "lr": 5e-5, "batch_size": 16,
+                "max_length": 256}
+
+    def session(self, context: TrainContext, params: dict[str, Any]):
+        from qcrd_bench.discriminator import DiscriminatorSession, check_params
+
+        check_params(params)
+        return DiscriminatorSession(context, params)
 
 
 @hookimpl
 def register_discriminators(register):
     register(Constant())
+    register(EncoderMaxPool())

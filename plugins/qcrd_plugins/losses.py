@@ -41,7 +41,44 @@ class Dss(Loss):
         return f"{alpha:g}·L_pred + {1 - alpha:g}·L_explain"
 
 
+class QcrdContrastive(Loss):
+    """L_total = α1·L_pred + α2·L_cl + α3·0.9^t·L_D (Eq. 8), L_cl the quality-guided
+    contrastive loss (Eqs. 3, 6, 7) under a many-to-one scheme (Table 5)."""
+
+    name = "qcrd-contrastive"
+    description = "α1·L_pred + α2·L_cl + α3·L_D: quality-weighted closest positive vs margin-filtered negatives"
+    defaults = {"alpha1": 0.5, "alpha2": 0.5, "alpha3": 0.5, "alpha3_decay": 0.9, "beta": 0.2, "delta": 3.0,
+                "scheme": "minmax"}
+    uses_rationales = True
+    uses_negatives = True
+
+    def selects(self, params: dict[str, Any]) -> bool:
+        """Whether only one positive and one negative per example carry gradient, so the
+        trainer can score every rationale without gradients and back-propagate the chosen."""
+        return params["scheme"] in ("minmax", "maxmin", "sampling")
+
+    def __call__(self, inputs: LossInputs, params: dict[str, Any]) -> LossOutput:
+        from qcrd_bench.objectives import SCHEMES, qcrd_contrastive
+
+        if params["scheme"] not in SCHEMES:
+            raise ConfigError(f"loss.scheme: must be one of {', '.join(SCHEMES)}, got {params['scheme']!r}")
+        pred = inputs.label_nll.mean()
+        l_cl, terms = qcrd_contrastive(inputs.pos_nll, inputs.pos_owner, inputs.pos_score, inputs.neg_nll,
+                                       inputs.neg_owner, inputs.neg_score, inputs.label_nll.shape[0],
+                                       scheme=params["scheme"], delta=params["delta"], beta=params["beta"])
+        alpha3 = params["alpha3"] * params["alpha3_decay"] ** inputs.iteration
+        l_d = inputs.disc_loss if inputs.disc_loss is not None else pred.new_zeros(())
+        total = params["alpha1"] * pred + params["alpha2"] * l_cl + alpha3 * l_d
+        return LossOutput(total=total, terms={"loss_pred": pred, **terms, "loss_d": l_d,
+                                              "alpha3": pred.new_tensor(alpha3)})
+
+    def describe(self, params: dict[str, Any]) -> str:
+        return (f"{params['alpha1']:g}·L_pred + {params['alpha2']:g}·L_cl[{params['scheme']}, "
+                f"β={params['beta']:g}, δ={params['delta']:g}] + {params['alpha3']:g}·{params['alpha3_decay']:g}^t·L_D")
+
+
 @hookimpl
 def register_losses(register):
     register(LabelCE())
     register(Dss())
+    register(QcrdContrastive())

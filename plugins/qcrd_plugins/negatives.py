@@ -1,21 +1,74 @@
-"""Built-in negative generators."""
+"""Built-in negative generators (QCRD's NK: negative knowledge)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from qcrd_bench.components import Example, NegativeGenerator
+from qcrd_bench.components import Example, NegativeGenerator, TrainContext
+from qcrd_bench.errors import ConfigError
 from qcrd_bench.hookspecs import hookimpl
 
 
 class NoNegatives(NegativeGenerator):
     name = "none"
-    description = "no extra negatives"
+    description = "no negatives"
 
-    def negatives(self, examples: list[Example], context: Any, params: dict[str, Any]) -> list[list[str]]:
-        return [[] for _ in examples]
+    def session(self, context: TrainContext, params: dict[str, Any]):
+        return _Static(context, with_teacher=False)
+
+
+class TeacherMinority(NegativeGenerator):
+    name = "teacher-minority"
+    description = "the teacher's minority and unparseable samples only (the 'SC only' ablation)"
+
+    def session(self, context: TrainContext, params: dict[str, Any]):
+        return _Static(context, with_teacher=True)
+
+
+class _Static:
+    def __init__(self, context: TrainContext, with_teacher: bool):
+        self.context, self.with_teacher = context, with_teacher
+
+    def negatives(self, examples: list[Example], step: int) -> list[list[str]]:
+        if not self.with_teacher:
+            return [[] for _ in examples]
+        return [[r.text for r in self.context.teacher_negatives.get(e.id, [])] for e in examples]
+
+    def samples(self) -> list[dict[str, Any]]:
+        return []
+
+
+class StudentNegatives(NegativeGenerator):
+    """An earlier student samples one rationale per question at temperature τ from ``explain: x``."""
+
+    uses_student = True
+    defaults = {"lag": 5, "temperature": 1.5}
+
+    def __init__(self, name: str, fixed: bool, with_teacher: bool, description: str):
+        self.name, self.fixed, self.with_teacher, self.description = name, fixed, with_teacher, description
+        self.defaults = {"temperature": 1.5} if fixed else {"lag": 5, "temperature": 1.5}
+
+    def session(self, context: TrainContext, params: dict[str, Any]):
+        from qcrd_bench.selfplay import SelfPlaySession
+
+        lag = params.get("lag", 0)
+        if lag < 0:
+            raise ConfigError(f"negatives.lag: must be >= 0, got {lag}")
+        if params["temperature"] <= 0:
+            raise ConfigError(f"negatives.temperature: must be > 0, got {params['temperature']}")
+        return SelfPlaySession(context, lag=lag, fixed=self.fixed, temperature=params["temperature"],
+                               with_teacher=self.with_teacher)
 
 
 @hookimpl
 def register_negative_generators(register):
     register(NoNegatives())
+    register(TeacherMinority())
+    register(StudentNegatives("self-play", fixed=False, with_teacher=False,
+                              description="the student as it was `lag` iterations earlier samples one rationale"))
+    register(StudentNegatives("fixed", fixed=True, with_teacher=False,
+                              description="the initial student samples one rationale (the 'Fixed' ablation)"))
+    register(StudentNegatives("teacher+self-play", fixed=False, with_teacher=True,
+                              description="teacher minority samples plus self-play negatives (QCRD default)"))
+    register(StudentNegatives("teacher+fixed", fixed=True, with_teacher=True,
+                              description="teacher minority samples plus negatives of the initial student"))

@@ -1,0 +1,156 @@
+"""QCRD's quality judge (QJ): an encoder over (x, r), max-pooled, two linear layers, sigmoid.
+
+Pre-trained briefly on teacher positives (label 1) against teacher negatives plus
+word-masked / word-replaced copies of positives (label 0, to balance the classes),
+then updated online by the run's L_D.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .components import TrainContext
+from .errors import ConfigError
+
+
+class EncoderMaxPool(nn.Module):
+    def __init__(self, encoder: nn.Module, hidden: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        states = states.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(states.dtype).min)
+        return torch.sigmoid(self.head(states.max(dim=1).values)).squeeze(-1)
+
+
+def load_encoder(source: str, context: TrainContext) -> tuple[nn.Module, Any]:
+    """(encoder module, tokenizer) for ``discriminator.encoder``: ``student`` (a copy of the
+    student's encoder), ``minilm`` (the packaged MiniLM-L6), or a hub name / directory."""
+    if source == "student":
+        return copy.deepcopy(context.student.model.get_encoder()), context.student.tokenizer
+    if source == "minilm":
+        from transformers import AutoTokenizer, BertModel
+
+        from .students import minilm_path
+
+        path = minilm_path()
+        return BertModel.from_pretrained(path, add_pooling_layer=False), AutoTokenizer.from_pretrained(path)
+    from .students import from_pretrained_encoder
+
+    return from_pretrained_encoder(source)
+
+
+def hidden_size(encoder: nn.Module) -> int:
+    config = encoder.config
+    return getattr(config, "hidden_size", None) or config.d_model
+
+
+class DiscriminatorSession:
+    """A trainable encoder-maxpool judge for one run."""
+
+    def __init__(self, context: TrainContext, params: dict[str, Any]):
+        self.context, self.params = context, params
+        encoder, self.tokenizer = load_encoder(params["encoder"], context)
+        torch.manual_seed(context.config["seed"])  # the head's initialisation follows the run's seed
+        self.module = EncoderMaxPool(encoder, hidden_size(encoder)).to(context.device)
+        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=params["lr"])
+
+    def parameters(self):
+        return list(self.module.parameters())
+
+    def scores(self, inputs: list[str], rationales: list[str]) -> torch.Tensor:
+        if not rationales:
+            return torch.zeros(0, device=self.context.device)
+        enc = self.tokenizer(inputs, rationales, return_tensors="pt", padding=True, truncation=True,
+                             max_length=self.params["max_length"]).to(self.context.device)
+        return self.module(enc["input_ids"], enc["attention_mask"])
+
+    def step(self) -> None:
+        """Apply the gradient the run's L_D left on the judge's parameters."""
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+
+    def pretrain(self, log: Callable[[dict[str, float], int], None]) -> None:
+        """At most ``pretrain_steps`` BCE steps on teacher positives vs (augmented) negatives."""
+        pairs = pretraining_pairs(self.context, random.Random(self.context.config["seed"]))
+        steps = self.params["pretrain_steps"]
+        if not pairs or steps == 0:
+            return
+        rng = random.Random(self.context.config["seed"] + 1)
+        batch_size = self.params["batch_size"]
+        self.module.train()
+        for step in range(1, steps + 1):
+            batch = [pairs[rng.randrange(len(pairs))] for _ in range(batch_size)]
+            scores = self.scores([b[0] for b in batch], [b[1] for b in batch]).clamp(1e-6, 1 - 1e-6)
+            labels = torch.tensor([float(b[2]) for b in batch], device=scores.device)
+            loss = nn.functional.binary_cross_entropy(scores, labels)
+            loss.backward()
+            self.step()
+            if step % max(steps // 5, 1) == 0 or step == steps:
+                accuracy = ((scores > 0.5).float() == labels).float().mean()
+                log({"disc_pretrain/loss": loss.item(), "disc_pretrain/accuracy": accuracy.item()}, step)
+
+
+def pretraining_pairs(context: TrainContext, rng: random.Random) -> list[tuple[str, str, int]]:
+    """(input, rationale, label) for every teacher positive and negative, with augmented
+    negatives made from positives until the two classes are the same size."""
+    positives = [(e.input, r.text, 1) for e in context.train for r in context.positives.get(e.id, [])]
+    negatives = [(e.input, r.text, 0) for e in context.train for r in context.teacher_negatives.get(e.id, [])]
+    vocabulary = sorted({w for _, text, _ in positives for w in text.split()})
+    mask = getattr(context.student.tokenizer, "mask_token", None) or "<mask>"
+    index = 0
+    while positives and len(negatives) < len(positives):
+        x, text, _ = positives[index % len(positives)]
+        negatives.append((x, corrupt(text, rng, vocabulary, mask, replace=index % 2 == 1), 0))
+        index += 1
+    return positives + negatives
+
+
+def corrupt(text: str, rng: random.Random, vocabulary: list[str], mask: str, replace: bool,
+            rate: float = 0.3) -> str:
+    """Word masking (or replacement by random corpus words) of ``rate`` of the words."""
+    words = text.split()
+    if not words:
+        return mask
+    count = max(1, round(rate * len(words)))
+    for i in rng.sample(range(len(words)), min(count, len(words))):
+        words[i] = rng.choice(vocabulary) if replace and vocabulary else mask
+    return " ".join(words)
+
+
+class ConstantSession:
+    """s ≡ 1: the 'no quality judge' ablation."""
+
+    def __init__(self, context: TrainContext):
+        self.device = context.device
+
+    def parameters(self):
+        return []
+
+    def scores(self, inputs: list[str], rationales: list[str]) -> torch.Tensor:
+        return torch.ones(len(rationales), device=self.device)
+
+    def step(self) -> None:
+        pass
+
+    def pretrain(self, log) -> None:
+        pass
+
+
+def check_params(params: dict[str, Any]) -> None:
+    for key in ("pretrain_steps",):
+        if params[key] < 0:
+            raise ConfigError(f"discriminator.{key}: must be >= 0, got {params[key]}")
+    for key in ("lr", "batch_size", "max_length"):
+        if params[key] <= 0:
+            raise ConfigError(f"discriminator.{key}: must be > 0, got {params[key]}")
+    if params["loss"] not in ("eq2", "infonce", "bce"):
+        raise ConfigError(f"discriminator.loss: must be one of eq2, infonce, bce, got {params['loss']!r}")

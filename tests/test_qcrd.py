@@ -1,0 +1,186 @@
+"""QCRD in the trainer: snapshots, the DSS limit on a real student, selection, and runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from qcrd_bench.cli import main
+from qcrd_bench.components import Example, Rationale, TrainContext
+from qcrd_bench.selfplay import SelfPlaySession, SnapshotRing
+from qcrd_bench.students import t5_from_config
+from qcrd_bench.training import Encoded, Judge, StepLoss, Tokens, encode_examples
+from qcrd_plugins.losses import Dss, QcrdContrastive
+from conftest import runs_in
+
+TEXTS = ["Tom has 3 apples and buys 4 more.", "A box holds 12 pens; 5 are taken.", "( 3.0 + 4.0 )", "( 12.0 - 5.0 )",
+         "Tom had 3 and bought 4, so 3 + 4 = 7.", "12 - 5 = 7 pens remain.", "explain: predict:"]
+CFG = {"train": {"max_input_length": 64, "max_target_length": 32}, "seed": 0}
+
+
+def tiny():
+    return t5_from_config("t5-tiny", TEXTS, seed=0, vocab_size=300)
+
+
+def examples():
+    return [Example("a", TEXTS[0], TEXTS[2], 7.0, ("train", 0)), Example("b", TEXTS[1], TEXTS[3], 7.0, ("train", 1))]
+
+
+class Weight(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+
+def test_generator_at_iteration_t_is_the_snapshot_of_t_minus_lag():
+    model, ring = Weight(), SnapshotRing(lag=2)
+    for iteration in range(6):
+        with torch.no_grad():
+            model.w.fill_(float(iteration))  # the weights at the start of each iteration
+        ring.push(iteration, model)
+        snapshot_iteration, state = ring.generator_for(iteration)
+        assert snapshot_iteration == max(iteration - 2, 0)
+        assert state["w"].item() == float(max(iteration - 2, 0))
+        assert len(ring.ring) <= 3  # only what the lag needs
+    fixed = SnapshotRing(lag=5, fixed=True)
+    for iteration in range(4):
+        with torch.no_grad():
+            model.w.fill_(float(iteration))
+        fixed.push(iteration, model)
+        assert fixed.generator_for(iteration)[0] == 0 and len(fixed.ring) == 1
+
+
+def test_self_play_session_uses_the_lagged_student_and_caches_per_iteration():
+    student = tiny()
+    context = TrainContext(student, None, examples(), {}, {"a": [Rationale("teacher says 8", 8.0)]}, CFG,
+                           torch.device("cpu"), iteration_steps=2)
+    session = SelfPlaySession(context, lag=1, fixed=False, temperature=1.5, with_teacher=True)
+    torch.manual_seed(0)
+    first = session.negatives(examples(), step=1)
+    assert first[0][0] == "teacher says 8" and len(first[0]) == 2 and len(first[1]) == 1
+    assert session.negatives(examples(), step=2) == first  # same iteration: cached
+    with torch.no_grad():
+        for p in student.model.parameters():
+            p.add_(0.5)  # training moves the student
+    session.negatives(examples(), step=3)  # iteration 1: generator is iteration 0 (lag 1)
+    assert session.generator_iteration() == 0
+    session.negatives(examples(), step=5)  # iteration 2: generator is the snapshot of iteration 1
+    assert session.generator_iteration() == 1
+    moved = next(iter(student.model.state_dict().values()))
+    assert torch.equal(session.generator_model.state_dict()[next(iter(student.model.state_dict()))], moved)
+
+
+def step_loss(student, loss, params, judge=None):
+    tokens = Tokens(student.tokenizer, CFG, student.model.config.decoder_start_token_id)
+    return StepLoss(student.model, student.model, tokens, loss, params, judge or Judge(), torch.device("cpu"),
+                    torch.Generator().manual_seed(0)), tokens
+
+
+def test_qcrd_total_equals_dss_with_one_positive_no_negatives_unit_scores():
+    student = tiny()
+    positives = {"a": [Rationale(TEXTS[4])], "b": [Rationale(TEXTS[5])]}
+    qcrd_params = {**QcrdContrastive.defaults}
+    fn, tokens = step_loss(student, QcrdContrastive(), qcrd_params)
+    items = encode_examples(tokens, examples(), positives)
+    torch.manual_seed(0)
+    qcrd_total = fn(items, step=1).total
+    fn, _ = step_loss(student, Dss(), {"alpha": 0.5})
+    torch.manual_seed(0)  # the same dropout masks
+    dss_total = fn(items, step=1).total
+    assert qcrd_total.item() == dss_total.item()
+
+
+def test_selection_without_gradients_matches_full_computation():
+    """Scoring all rationales without gradients and back-propagating the chosen ones gives
+    the loss and gradients of back-propagating through every rationale."""
+    student = tiny()
+    positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7."), Rationale("Tom")],
+                 "b": [Rationale(TEXTS[5]), Rationale("pens")]}
+
+    class Negatives:
+        def negatives(self, batch, step):
+            return [["Tom has 3 apples.", "3 - 4 = 1"], ["12 + 5 = 17"]]
+
+        def samples(self):
+            return []
+
+    class Scores:
+        def parameters(self):
+            return []
+
+        def scores(self, inputs, rationales):
+            return torch.linspace(0.2, 0.9, len(rationales))
+
+    params = {**QcrdContrastive.defaults, "delta": 100.0}  # every negative active
+    judge = Judge(negatives=Negatives(), discriminator=Scores())
+
+    def run(selects: bool):
+        loss = QcrdContrastive()
+        loss.selects = lambda p: selects
+        fn, tokens = step_loss(student, loss, params, judge)
+        items = encode_examples(tokens, examples(), positives)
+        student.model.eval()  # no dropout: the two paths run different numbers of forward passes
+        student.model.zero_grad()
+        out = fn(items, step=1)
+        out.total.backward()
+        return out.total.item(), [p.grad.clone() for p in student.model.parameters() if p.grad is not None]
+
+    fast, fast_grads = run(True)
+    full, full_grads = run(False)
+    assert fast == pytest.approx(full, rel=1e-6)
+    for a, b in zip(fast_grads, full_grads):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+ARGS = ["--task", "svamp", "--preset", "smoke", "--limit", "24", "--set", "train.steps=4", "--set", "train.threads=1",
+        "--set", "train.eval_every=2", "--set", "train.log_every=2", "--set", "eval.samples_logged=4", "--json"]
+DIAGNOSTICS = ("train/loss_pred", "train/loss_cl", "train/loss_d", "train/ce_pos", "train/ce_neg", "train/margin",
+               "train/neg_active_frac", "train/disc_acc", "train/score_pos", "train/score_neg", "data/n_pos",
+               "data/n_neg")
+
+
+def test_qcrd_run_logs_every_diagnostic(mirror, tracking_uri):
+    import mlflow
+
+    result = CliRunner().invoke(main, ["run", "-m", "qcrd", "--teacher", "mcc-kd", *ARGS, "--set",
+                                       "discriminator.pretrain_steps=2", "--tracking-uri", tracking_uri],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run] = runs_in(tracking_uri)
+    assert run.info.status == "FINISHED"
+    assert not [k for k in DIAGNOSTICS if k not in run.data.metrics]
+    assert run.data.tags["qcrd.loss"].startswith("0.5·L_pred + 0.5·L_cl[minmax")
+    client = mlflow.MlflowClient(tracking_uri)
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "negatives")} == {
+        "negatives/scored_samples.json", "negatives/student_samples.json"}
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/alpha3")] == [2, 4]
+    assert [round(m.value, 6) for m in client.get_metric_history(run.info.run_id, "train/alpha3")] == [0.5, 0.45]
+
+
+@pytest.mark.parametrize("variant", ["qcrd-no-qj", "qcrd-no-ed", "qcrd-sc-only", "qcrd-wmean"])
+def test_variants_run(variant, mirror, tracking_uri):
+    result = CliRunner().invoke(main, ["run", "-m", variant, *ARGS, "--set", "train.steps=2",
+                                       "--tracking-uri", tracking_uri], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run] = runs_in(tracking_uri)
+    assert run.info.status == "FINISHED" and run.data.tags["qcrd.method"] == variant
+
+
+def test_every_variant_resolves_with_explicit_overrides(catalog):
+    from qcrd_bench.config import resolve
+
+    base = resolve(catalog, "qcrd", "svamp", "smoke")
+    assert base["teacher"] == {"name": "mcc-kd", "samples": 5}
+    assert base["negatives"] == {"name": "teacher+self-play", "lag": 5, "temperature": 1.5}
+    expected = {"qcrd-j3": ("negatives", "lag", 3), "qcrd-j10": ("negatives", "lag", 10),
+                "qcrd-tau2": ("negatives", "temperature", 2.0), "qcrd-maxmin": ("loss", "scheme", "maxmin"),
+                "qcrd-fixed": ("negatives", "name", "teacher+fixed"),
+                "qcrd-sc-only": ("negatives", "name", "teacher-minority"),
+                "qcrd-no-qj": ("discriminator", "name", "constant"),
+                "qcrd-no-nk": ("negatives", "name", "none"), "qcrd-no-ed": ("positive_filter", "name", "all")}
+    for name, (slot, key, value) in expected.items():
+        assert resolve(catalog, name, "svamp", "smoke")[slot][key] == value, name
+    assert len([m for m in catalog.methods.names() if m.startswith("qcrd")]) == 13  # qcrd and 12 variants
