@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from qcrd_bench.cli import main
 from conftest import runs_in
 
-SMOKE = ["--preset", "smoke", "--limit", "16", "--set", "train.steps=2"]
+SMOKE = ["--preset", "smoke", "--limit", "16", "--set", "train.steps=2", "--set", "train.threads=1"]
 
 
 def invoke(*args: str):

@@ -11,7 +11,8 @@ from qcrd_bench.cli import main
 from conftest import runs_in
 
 ARGS = ["--task", "svamp", "--preset", "smoke", "--limit", "40", "--seed", "1",
-        "--set", "train.steps=6", "--set", "train.eval_every=3", "--set", "train.log_every=2", "--json"]
+        "--set", "train.steps=6", "--set", "train.eval_every=3", "--set", "train.log_every=2",
+        "--set", "train.threads=1", "--json"]  # one thread: tiny matrices, and no oversubscription
 
 
 @pytest.mark.parametrize("method", ["finetune", "dss"])
