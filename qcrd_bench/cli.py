@@ -32,6 +32,10 @@ def _catalog(plugins_dir):
         raise Failure(str(exc)) from None
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 plugins_dir_option = click.option("--plugins-dir", type=click.Path(file_okay=False), default=None,
                                   help="Also load plugin modules (*.py) from this directory.")
 
@@ -96,9 +100,13 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
         click.echo(dumps(plan(config)))
         return
 
+    import signal
+
     from .runner import execute
     from .tracking import tracking_uri as resolve_uri
 
+    # A sweep or scheduler stops a job with SIGTERM: end the run KILLED, not RUNNING.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = execute(catalog, config, resolve_uri(tracking_uri), experiment)
     except QcrdError as exc:

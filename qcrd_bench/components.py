@@ -68,6 +68,10 @@ class Component:
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
 
+    def check(self, params: dict[str, Any]) -> None:
+        """Reject invalid parameters with a ConfigError naming the key.  Called when the
+        config is resolved, so ``--dry-run`` catches them and no run is opened."""
+
 
 class Task(Component):
     """A dataset, its model input text and its answer scoring."""
@@ -116,9 +120,11 @@ class NegativeGenerator(Component):
     ``session`` is called once per run and returns an object with
     ``negatives(examples: list[Example], step: int) -> list[list[str]]`` (one list per
     example) and ``samples() -> list[dict]`` (rows for the run's sample tables).
+    ``lag`` (None: no lag) is how many iterations behind the student its generator is.
     """
 
-    uses_student: ClassVar[bool] = False
+    def lag(self, params: dict[str, Any]) -> int | None:
+        return None
 
     def session(self, context: "TrainContext", params: dict[str, Any]) -> Any:
         raise NotImplementedError

@@ -71,7 +71,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "student": {"name": "t5-tiny"},
         "discriminator": {"pretrain_steps": 10},
-        "train": {"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 15, "log_every": 5,
+        # 30 steps, but QCRD still sees several iterations (snapshots, α3 decay).
+        "train": {"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 15, "log_every": 5, "iteration_steps": 4,
                   "max_input_length": 128, "max_target_length": 64},
         "eval": {"batch_size": 64, "max_new_tokens": 24, "val_limit": 40},
     },
@@ -82,7 +83,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # finetune, ~35 min for dss (rationale targets cost ~1.4x more per step).
     "cpu": {
         "student": {"name": "minilm", "decoder_layers": 6},
+        # An iteration of 50 steps (~one pass over SVAMP's 720 questions) gives 20 iterations,
+        # so a self-play lag of up to 10 reaches past the initial student.
         "train": {"steps": 1000, "batch_size": 16, "lr": 1e-4, "eval_every": 250, "log_every": 25,
+                  "iteration_steps": 50,
                   "max_input_length": 128, "max_target_length": 64},
         "eval": {"batch_size": 64, "max_new_tokens": 32},
     },
@@ -195,6 +199,11 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
         ("--config", dict(file_layer or {})),
         ("command line", dict(cli_layer or {})),
     ]
+    for where, layer in layers[2:]:
+        for key in ("method", "preset", "task.name"):
+            if key in layer:
+                option = {"task.name": "--task"}.get(key, f"--{key}")
+                raise ConfigError(f"config key {key!r} (from {where}) cannot be set there; use {option}")
     merged = dict(base_choice)
     for _, layer in layers:
         for slot in SLOTS:
@@ -217,7 +226,28 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
             raise ConfigError(f"unknown config key {key!r} (from {where}); {did_you_mean(key, schema)}")
         resolved[key] = _typed(key, value, schema[key], where)
     _check_values(resolved)
-    return unflatten(resolved)
+    config = unflatten(resolved)
+    for slot, kind in SLOTS.items():
+        registry = getattr(catalog, kind)
+        if config[slot]["name"] in registry:
+            registry.get(config[slot]["name"]).check(config[slot])
+    _check_iterations(catalog, config)
+    return config
+
+
+def _check_iterations(catalog: Catalog, config: dict) -> None:
+    """A lagged negative generator needs more iterations than its lag, or the initial
+    student generates throughout and the variant silently equals ``fixed``."""
+    generator = catalog.negatives.get(config["negatives"]["name"])
+    lag = generator.lag(config["negatives"])
+    if lag is None or config["limit"]:
+        return
+    steps, every = config["train"]["steps"], config["train"]["iteration_steps"] or config["train"]["eval_every"]
+    iterations = -(-steps // every)
+    if iterations <= lag and config["preset"] != "smoke":
+        raise ConfigError(f"negatives.lag={lag} but train.steps={steps} / train.iteration_steps={every} gives only "
+                          f"{iterations} iterations: the initial student would generate every negative; "
+                          f"lower train.iteration_steps or the lag")
 
 
 def _schema(catalog: Catalog, merged: dict[str, Any]) -> dict[str, Any]:

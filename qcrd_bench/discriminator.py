@@ -72,8 +72,14 @@ class DiscriminatorSession:
                              max_length=self.params["max_length"]).to(self.context.device)
         return self.module(enc["input_ids"], enc["attention_mask"])
 
-    def step(self) -> None:
-        """Apply the gradient the run's L_D left on the judge's parameters."""
+    def step(self, lr_scale: float = 1.0) -> None:
+        """Apply the gradient the run's L_D left on the judge's parameters.
+
+        L_D reaches only the judge, and AdamW's step does not depend on the loss's scale,
+        so the paper's decaying weight α3·0.9^t is applied as ``lr_scale`` = 0.9^t on
+        the judge's learning rate (α3 itself only sets L_D's share of the logged total)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.params["lr"] * lr_scale
         torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad()
@@ -138,7 +144,7 @@ class ConstantSession:
     def scores(self, inputs: list[str], rationales: list[str]) -> torch.Tensor:
         return torch.ones(len(rationales), device=self.device)
 
-    def step(self) -> None:
+    def step(self, lr_scale: float = 1.0) -> None:
         pass
 
     def pretrain(self, log) -> None:

@@ -18,13 +18,6 @@ def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (token_nll * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-def group_mean(values: torch.Tensor, owner: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of ``values`` [P] per group -> ([groups] means, [groups] bool: group non-empty)."""
-    sums = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(0, owner, values)
-    counts = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(0, owner, torch.ones_like(values))
-    return sums / counts.clamp(min=1.0), counts > 0
-
-
 def dss_loss(label_nll: torch.Tensor, pos_nll: torch.Tensor, pos_owner: torch.Tensor,
              alpha: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Distilling step-by-step: alpha·L_pred + (1 − alpha)·L_explain.
@@ -34,7 +27,7 @@ def dss_loss(label_nll: torch.Tensor, pos_nll: torch.Tensor, pos_owner: torch.Te
     one rationale per example this is the QCRD loss with no negatives and s ≡ 1.
     """
     pred = label_nll.mean()
-    per_example, has_rationale = group_mean(pos_nll, pos_owner, label_nll.shape[0])
+    per_example, has_rationale = group_reduce(pos_nll, pos_owner, label_nll.shape[0], "mean")
     explain = per_example[has_rationale].mean() if has_rationale.any() else pred.new_zeros(())
     return alpha * pred + (1 - alpha) * explain, {"loss_pred": pred, "loss_explain": explain}
 
@@ -45,20 +38,15 @@ SCHEMES = ("minmax", "maxmin", "sampling", "mean", "wmean")
 
 
 def group_reduce(values: torch.Tensor, owner: torch.Tensor, groups: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``amin``/``amax``/``mean``/``sum`` of ``values`` [P] per group -> ([groups], [groups] bool non-empty).
+    """``mean`` or ``sum`` of ``values`` [P] per group -> ([groups], [groups] bool non-empty).
     Empty groups get 0."""
     present = torch.zeros(groups, dtype=torch.bool, device=values.device)
     present[owner] = True
-    if reduce in ("mean", "sum"):
-        out = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(0, owner, values)
-        if reduce == "mean":
-            counts = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(
-                0, owner, torch.ones_like(values))
-            out = out / counts.clamp(min=1.0)
-        return out, present
-    out = torch.zeros(groups, dtype=values.dtype, device=values.device)
-    out = out.scatter_reduce(0, owner, values, reduce=reduce, include_self=False)
-    return torch.where(present, out, torch.zeros_like(out)), present
+    out = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(0, owner, values)
+    if reduce == "mean":
+        counts = torch.zeros(groups, dtype=values.dtype, device=values.device).index_add(0, owner, torch.ones_like(values))
+        out = out / counts.clamp(min=1.0)
+    return out, present
 
 
 def pick(values: torch.Tensor, owner: torch.Tensor, groups: int, largest: bool) -> torch.Tensor:

@@ -113,8 +113,6 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     import torch
 
     from . import tracking
-    from .evaluation import EXPLAIN, evaluate, generate
-    from .training import Tokens, encode_examples, train
 
     started = time.perf_counter()
     torch.set_num_threads(config["train"]["threads"])
@@ -127,45 +125,57 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     experiment = experiment or f"qcrd-bench/{config['task']['name']}"
 
     with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)}) as run:
-        catalog.pm.hook.qcrd_run_start(config=config, run_id=run.run_id)
-        log = _logger(run, catalog)
-        _log_setup(run, catalog, prep)
-        if student.info.get("source", "").startswith("config:"):
-            _log_tokenizer(run, student)
-        log({f"data/{k}": v for k, v in prep.teacher_stats.items()}
-            | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
-               "data/test_size": len(prep.data.test)}, 0)
-        tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
-        encoded = encode_examples(tokens, prep.data.train, prep.positives)
-        judge = _judge(prep, student, config, log)
-        result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge)
-        device = next(student.model.parameters()).device
-        if judge.sample_rows:
-            run.log_table(judge.sample_rows, "negatives/scored_samples.json")
-        if judge.negatives is not None and judge.negatives.samples():
-            run.log_table(judge.negatives.samples(), "negatives/student_samples.json")
-
-        final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
-        summary = {"final/test_accuracy": final["accuracy"], "final/parse_rate": final["parse_rate"],
-                   "final/test_accuracy_flexible": final["accuracy_flexible"]}
-        rows = final_rows
-        if result.best_state is not None and result.best_step != config["train"]["steps"]:
-            student.model.load_state_dict(result.best_state)
-            best, rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
-        else:
-            best = final
-        summary.update({"test/accuracy": best["accuracy"], "eval/parse_rate": best["parse_rate"],
-                        "test/accuracy_flexible": best["accuracy_flexible"],
-                        "best/step": result.best_step or config["train"]["steps"]})
-        if result.best_val_accuracy is not None:
-            summary["best/val_accuracy"] = result.best_val_accuracy
-        _log_samples(run, student, prep, rows, config, device, generate, EXPLAIN)
-        if config["output"]["save_model"]:
-            _log_model(run, student)
-        summary["time/run_seconds"] = time.perf_counter() - started
-        log(summary, config["train"]["steps"])
+        try:
+            summary = _train_and_evaluate(catalog, config, prep, student, loss, run, started)
+        except BaseException:
+            catalog.pm.hook.qcrd_run_end(config=config, status="FAILED", summary={})
+            raise
         catalog.pm.hook.qcrd_run_end(config=config, status="FINISHED", summary=summary)
     return {"run_id": run.run_id, "experiment": experiment, "config_hash": tags["qcrd.config_hash"], **summary}
+
+
+def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student, loss, run, started: float) -> dict:
+    from .evaluation import EXPLAIN, evaluate, generate
+    from .training import Tokens, encode_examples, train
+
+    catalog.pm.hook.qcrd_run_start(config=config, run_id=run.run_id)
+    log = _logger(run, catalog)
+    _log_setup(run, catalog, prep)
+    if student.info.get("source", "").startswith("config:"):
+        _log_tokenizer(run, student)
+    log({f"data/{k}": v for k, v in prep.teacher_stats.items()}
+        | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
+           "data/test_size": len(prep.data.test)}, 0)
+    tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
+    encoded = encode_examples(tokens, prep.data.train, prep.positives)
+    judge = _judge(prep, student, config, log)
+    result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge)
+    device = next(student.model.parameters()).device
+    if judge.sample_rows:
+        run.log_table(judge.sample_rows, "negatives/scored_samples.json")
+    if judge.negatives is not None and judge.negatives.samples():
+        run.log_table(judge.negatives.samples(), "negatives/student_samples.json")
+
+    final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
+    summary = {"final/test_accuracy": final["accuracy"], "final/parse_rate": final["parse_rate"],
+               "final/test_accuracy_flexible": final["accuracy_flexible"]}
+    rows = final_rows
+    if result.best_state is not None and result.best_step != config["train"]["steps"]:
+        student.model.load_state_dict(result.best_state)
+        best, rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
+    else:
+        best = final
+    summary.update({"test/accuracy": best["accuracy"], "eval/parse_rate": best["parse_rate"],
+                    "test/accuracy_flexible": best["accuracy_flexible"],
+                    "best/step": result.best_step or config["train"]["steps"]})
+    if result.best_val_accuracy is not None:
+        summary["best/val_accuracy"] = result.best_val_accuracy
+    _log_samples(run, student, prep, rows, config, device, generate, EXPLAIN)
+    if config["output"]["save_model"]:
+        _log_model(run, student)
+    summary["time/run_seconds"] = time.perf_counter() - started
+    log(summary, config["train"]["steps"])
+    return summary
 
 
 def _judge(prep: Prepared, student, config: dict, log):

@@ -60,8 +60,7 @@ class SelfPlaySession:
 
     def negatives(self, examples: list[Example], step: int) -> list[list[str]]:
         """Negatives for a batch about to be trained at optimizer step ``step`` (1-based)."""
-        result = [[r.text for r in self.context.teacher_negatives.get(e.id, [])] if self.with_teacher else []
-                  for e in examples]
+        result = teacher_negatives(self.context, examples) if self.with_teacher else [[] for _ in examples]
         if self.with_student:
             self._advance((step - 1) // self.context.iteration_steps)
             missing = [e for e in examples if e.id not in self.cache]
@@ -70,8 +69,8 @@ class SelfPlaySession:
                     self.cache[example.id] = text
             for example, negatives in zip(examples, result):
                 text = self.cache[example.id]
-                positives = {r.text for r in self.context.positives.get(example.id, [])}
-                if text and text not in positives:  # a negative equal to a positive is no negative
+                positives = {same_text_key(r.text) for r in self.context.positives.get(example.id, [])}
+                if text and same_text_key(text) not in positives:  # a negative equal to a positive is none
                     negatives.append(text)
         return result
 
@@ -100,6 +99,16 @@ class SelfPlaySession:
 
     def samples(self) -> list[dict[str, Any]]:
         return self.sample_rows
+
+
+def teacher_negatives(context: TrainContext, examples: list[Example]) -> list[list[str]]:
+    return [[r.text for r in context.teacher_negatives.get(e.id, [])] for e in examples]
+
+
+def same_text_key(text: str) -> str:
+    """Texts that differ only in case and spacing are the same rationale: an uncased
+    WordPiece student decodes '3.5 Apples' as '3. 5 apples'."""
+    return "".join(text.split()).casefold()
 
 
 @torch.no_grad()

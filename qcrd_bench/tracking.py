@@ -67,8 +67,13 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
     """Start a run, yield it, and end it FINISHED, FAILED or KILLED."""
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment)
+    from .errors import ConfigError
+
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ConfigError(f"tracking store {uri!r}, experiment {experiment!r}: {str(exc).splitlines()[0]}") from None
     run = mlflow.start_run(run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     status = "FAILED"
     try:

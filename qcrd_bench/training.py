@@ -27,6 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.modeling_outputs import BaseModelOutput
 
 from .components import Example, Loss, LossInputs, Rationale, Task
+from .errors import QcrdError
 from .evaluation import EXPLAIN, PREDICT, evaluate
 from .objectives import discriminator_loss, select_indices, sequence_nll
 
@@ -134,6 +135,9 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
     tc = cfg["train"]
     judge = judge or Judge()
     accelerator = Accelerator(gradient_accumulation_steps=tc["grad_accum"], mixed_precision=tc["mixed_precision"])
+    if accelerator.num_processes > 1:
+        # The shared encoder pass, the judge and the scheduler are not DDP-ready yet.
+        raise QcrdError("training in several processes is not supported yet; run one process per job")
     model, tokenizer = student.model, student.tokenizer
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
     scheduler = get_linear_schedule_with_warmup(optimizer, tc["warmup_steps"], tc["steps"])
@@ -164,8 +168,8 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-                if judge.discriminator is not None:
-                    judge.discriminator.step()
+                if judge.discriminator is not None and accelerator.sync_gradients:
+                    judge.discriminator.step(loss_params.get("alpha3_decay", 1.0) ** ((step - 1) // judge.iteration_steps))
             for name, value in {"loss": out.total, **out.terms}.items():
                 window[name] = window.get(name, 0.0) + float(value.detach()) / tc["grad_accum"]
             window_examples += len(items)
@@ -226,8 +230,13 @@ class StepLoss:
                                                                step, iteration)
         if self.loss.selects(self.params) and (len(pos_targets) > len(items) or neg_targets):
             with torch.no_grad():
+                # The selecting decoder pass runs without dropout: its masks would not be
+                # the ones the gradient pass draws.
+                training = self.model.training
+                self.model.eval()
                 all_pos = rationale_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
                 all_neg = rationale_nll(self.wrapped, states.detach(), mask, neg_targets, neg_owner, self.device)
+                self.model.train(training)
             p, n = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
                                   self.params["delta"], self.generator)
             pos_targets, pos_owner, pos_scores = [pos_targets[i] for i in p.tolist()], pos_owner[p], pos_scores[p]

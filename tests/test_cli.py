@@ -110,3 +110,9 @@ def test_crash_during_training_marks_the_run_failed(mirror, tracking_uri, monkey
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
     [run] = runs_in(tracking_uri)
     assert run.info.status == "FAILED"
+
+
+def test_bad_tracking_store_is_one_line(mirror, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("run", "-m", "finetune", "-t", "svamp", *SMOKE, "--tracking-uri", "nosuchscheme://x")
+    assert result.exit_code == 2 and "error: tracking store 'nosuchscheme://x'" in result.output

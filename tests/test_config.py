@@ -115,3 +115,28 @@ def test_preset_component_keys_apply_only_where_the_component_is_used(catalog):
     # The same key from the command line is still an error for a component without it.
     with pytest.raises(ConfigError, match="unknown config key 'discriminator.pretrain_steps'"):
         resolve(catalog, "dss", "svamp", "smoke", None, {"discriminator.pretrain_steps": 3})
+
+
+def test_component_parameters_are_checked_at_resolve_time(catalog):
+    with pytest.raises(ConfigError, match="loss.alpha: must be in"):
+        resolve(catalog, "dss", "svamp", "smoke", None, {"loss.alpha": 1.5})
+    with pytest.raises(ConfigError, match="loss.scheme: must be one of"):
+        resolve(catalog, "qcrd", "svamp", "smoke", None, {"loss.scheme": "median"})
+    with pytest.raises(ConfigError, match="negatives.temperature: must be > 0"):
+        resolve(catalog, "qcrd", "svamp", "smoke", None, {"negatives.temperature": 0})
+    with pytest.raises(ConfigError, match="discriminator.loss: must be one of"):
+        resolve(catalog, "qcrd", "svamp", "smoke", None, {"discriminator.loss": "hinge"})
+    with pytest.raises(ConfigError, match="teacher.samples: must be >= 1"):
+        resolve(catalog, "qcrd", "svamp", "smoke", None, {"teacher.samples": 0})
+
+
+def test_lag_needs_enough_iterations(catalog):
+    with pytest.raises(ConfigError, match="negatives.lag=10 .* gives only 4 iterations"):
+        resolve(catalog, "qcrd-j10", "svamp", "cpu", None, {"train.iteration_steps": 250})
+    assert resolve(catalog, "qcrd-j10", "svamp", "cpu")["train"]["iteration_steps"] == 50
+
+
+def test_method_preset_and_task_come_from_their_options(catalog):
+    for key in ("method", "preset", "task.name"):
+        with pytest.raises(ConfigError, match=f"'{key}' \\(from --config\\) cannot be set there"):
+            resolve(catalog, "dss", "svamp", "smoke", {key: "x"}, None)

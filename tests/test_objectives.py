@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from qcrd_bench.components import LossInputs
-from qcrd_bench.objectives import dss_loss, group_mean, sequence_nll
+from qcrd_bench.objectives import dss_loss, group_reduce, sequence_nll
 from qcrd_plugins.losses import Dss, LabelCE
 
 
@@ -20,7 +20,7 @@ def test_sequence_nll_is_token_mean_ignoring_padding():
 
 
 def test_group_mean():
-    means, present = group_mean(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([0, 0, 2]), 3)
+    means, present = group_reduce(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([0, 0, 2]), 3, "mean")
     assert means.tolist() == [2.0, 0.0, 5.0] and present.tolist() == [True, False, True]
 
 

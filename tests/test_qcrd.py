@@ -146,7 +146,8 @@ def test_qcrd_run_logs_every_diagnostic(mirror, tracking_uri):
     import mlflow
 
     result = CliRunner().invoke(main, ["run", "-m", "qcrd", "--teacher", "mcc-kd", *ARGS, "--set",
-                                       "discriminator.pretrain_steps=2", "--tracking-uri", tracking_uri],
+                                       "discriminator.pretrain_steps=2", "--set", "train.iteration_steps=2",
+                                       "--tracking-uri", tracking_uri],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     [run] = runs_in(tracking_uri)

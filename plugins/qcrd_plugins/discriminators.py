@@ -27,10 +27,14 @@ class EncoderMaxPool(Discriminator):
     defaults = {"encoder": "student", "loss": "eq2", "pretrain_steps": 500, "lr": 5e-5, "batch_size": 16,
                 "max_length": 256}
 
-    def session(self, context: TrainContext, params: dict[str, Any]):
-        from qcrd_bench.discriminator import DiscriminatorSession, check_params
+    def check(self, params: dict[str, Any]) -> None:
+        from qcrd_bench.discriminator import check_params
 
         check_params(params)
+
+    def session(self, context: TrainContext, params: dict[str, Any]):
+        from qcrd_bench.discriminator import DiscriminatorSession
+
         return DiscriminatorSession(context, params)
 
 

@@ -27,13 +27,14 @@ class Dss(Loss):
     defaults = {"alpha": 0.5}
     uses_rationales = True
 
+    def check(self, params: dict[str, Any]) -> None:
+        if not 0 <= params["alpha"] <= 1:
+            raise ConfigError(f"loss.alpha: must be in [0, 1], got {params['alpha']}")
+
     def __call__(self, inputs: LossInputs, params: dict[str, Any]) -> LossOutput:
         from qcrd_bench.objectives import dss_loss
 
-        alpha = params["alpha"]
-        if not 0 <= alpha <= 1:
-            raise ConfigError(f"loss.alpha: must be in [0, 1], got {alpha}")
-        total, terms = dss_loss(inputs.label_nll, inputs.pos_nll, inputs.pos_owner, alpha)
+        total, terms = dss_loss(inputs.label_nll, inputs.pos_nll, inputs.pos_owner, params["alpha"])
         return LossOutput(total=total, terms=terms)
 
     def describe(self, params: dict[str, Any]) -> str:
@@ -57,11 +58,19 @@ class QcrdContrastive(Loss):
         trainer can score every rationale without gradients and back-propagate the chosen."""
         return params["scheme"] in ("minmax", "maxmin", "sampling")
 
-    def __call__(self, inputs: LossInputs, params: dict[str, Any]) -> LossOutput:
-        from qcrd_bench.objectives import SCHEMES, qcrd_contrastive
+    def check(self, params: dict[str, Any]) -> None:
+        schemes = ("minmax", "maxmin", "sampling", "mean", "wmean")  # qcrd_bench.objectives.SCHEMES
+        if params["scheme"] not in schemes:
+            raise ConfigError(f"loss.scheme: must be one of {', '.join(schemes)}, got {params['scheme']!r}")
+        for key in ("alpha1", "alpha2", "alpha3", "beta", "delta"):
+            if params[key] < 0:
+                raise ConfigError(f"loss.{key}: must be >= 0, got {params[key]}")
+        if not 0 < params["alpha3_decay"] <= 1:
+            raise ConfigError(f"loss.alpha3_decay: must be in (0, 1], got {params['alpha3_decay']}")
 
-        if params["scheme"] not in SCHEMES:
-            raise ConfigError(f"loss.scheme: must be one of {', '.join(SCHEMES)}, got {params['scheme']!r}")
+    def __call__(self, inputs: LossInputs, params: dict[str, Any]) -> LossOutput:
+        from qcrd_bench.objectives import qcrd_contrastive
+
         pred = inputs.label_nll.mean()
         l_cl, terms = qcrd_contrastive(inputs.pos_nll, inputs.pos_owner, inputs.pos_score, inputs.neg_nll,
                                        inputs.neg_owner, inputs.neg_score, inputs.label_nll.shape[0],

@@ -27,12 +27,14 @@ class MccKd(Teacher):
     description = "ChatGPT CoT samples published with MCC-KD (SVAMP: 10 per question), joined on question text"
     defaults = {"samples": 10}
 
+    def check(self, params: dict[str, Any]) -> None:
+        if params["samples"] < 1:
+            raise ConfigError(f"teacher.samples: must be >= 1, got {params['samples']}")
+
     def rationales(self, task: Task, data: TaskData, params: dict[str, Any]) -> TeacherOutput:
         if task.name not in FILES:
             raise ConfigError(f"teacher 'mcc-kd' has no rationales for task {task.name!r}; "
                               f"available for: {', '.join(sorted(FILES))}")
-        if params["samples"] < 1:
-            raise ConfigError(f"teacher.samples: must be >= 1, got {params['samples']}")
         path = fetch(FILES[task.name])
         rows = read_json_list(path, required=("instruction", "output", "label"))
         train = {question_key(e.input): e for e in data.train}

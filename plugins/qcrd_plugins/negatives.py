@@ -30,9 +30,9 @@ class _Static:
         self.context, self.with_teacher = context, with_teacher
 
     def negatives(self, examples: list[Example], step: int) -> list[list[str]]:
-        if not self.with_teacher:
-            return [[] for _ in examples]
-        return [[r.text for r in self.context.teacher_negatives.get(e.id, [])] for e in examples]
+        from qcrd_bench.selfplay import teacher_negatives
+
+        return teacher_negatives(self.context, examples) if self.with_teacher else [[] for _ in examples]
 
     def samples(self) -> list[dict[str, Any]]:
         return []
@@ -41,23 +41,24 @@ class _Static:
 class StudentNegatives(NegativeGenerator):
     """An earlier student samples one rationale per question at temperature τ from ``explain: x``."""
 
-    uses_student = True
-    defaults = {"lag": 5, "temperature": 1.5}
-
     def __init__(self, name: str, fixed: bool, with_teacher: bool, description: str):
         self.name, self.fixed, self.with_teacher, self.description = name, fixed, with_teacher, description
         self.defaults = {"temperature": 1.5} if fixed else {"lag": 5, "temperature": 1.5}
 
+    def lag(self, params: dict[str, Any]) -> int | None:
+        return None if self.fixed else params["lag"]
+
+    def check(self, params: dict[str, Any]) -> None:
+        if params.get("lag", 0) < 0:
+            raise ConfigError(f"negatives.lag: must be >= 0, got {params['lag']}")
+        if params["temperature"] <= 0:
+            raise ConfigError(f"negatives.temperature: must be > 0, got {params['temperature']}")
+
     def session(self, context: TrainContext, params: dict[str, Any]):
         from qcrd_bench.selfplay import SelfPlaySession
 
-        lag = params.get("lag", 0)
-        if lag < 0:
-            raise ConfigError(f"negatives.lag: must be >= 0, got {lag}")
-        if params["temperature"] <= 0:
-            raise ConfigError(f"negatives.temperature: must be > 0, got {params['temperature']}")
-        return SelfPlaySession(context, lag=lag, fixed=self.fixed, temperature=params["temperature"],
-                               with_teacher=self.with_teacher)
+        return SelfPlaySession(context, lag=params.get("lag", 0), fixed=self.fixed,
+                               temperature=params["temperature"], with_teacher=self.with_teacher)
 
 
 @hookimpl

@@ -110,6 +110,9 @@ class DatasetTask(Task):
     def check_params(self, params: dict[str, Any]) -> None:
         check_fraction(params)
 
+    def check(self, params: dict[str, Any]) -> None:
+        self.check_params({**self.defaults, **params})
+
     def load(self, params: dict[str, Any]) -> TaskData:
         params = {**self.defaults, **params}  # callers of the Python API may pass only some keys
         self.check_params(params)
