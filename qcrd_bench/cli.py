@@ -174,9 +174,10 @@ def plugins(as_json, plugins_dir):
 def data():
     """Inspect, verify and download the dataset files.
 
-    \b
     Files come from the mirror in $QCRD_BENCH_DATA_DIR when it is set, else from the
     download cache (~/.cache/qcrd-bench/data, $QCRD_BENCH_CACHE_DIR).
+
+    \b
     Examples:
       qcrd-bench data list
       qcrd-bench data check cqa
