@@ -24,9 +24,7 @@ class TrackedRun:
     """A thin handle on the active MLflow run."""
 
     def __init__(self, run):
-        self._run = run
         self.run_id = run.info.run_id
-        self.experiment_id = run.info.experiment_id
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import mlflow
@@ -37,11 +35,6 @@ class TrackedRun:
         import mlflow
 
         mlflow.log_dict(obj, path)
-
-    def log_text(self, text: str, path: str) -> None:
-        import mlflow
-
-        mlflow.log_text(text, path)
 
     def log_table(self, rows: list[dict[str, Any]], path: str) -> None:
         """A table the MLflow UI shows in its artifact viewer (``.json`` table format)."""
@@ -54,11 +47,6 @@ class TrackedRun:
         import mlflow
 
         mlflow.log_artifacts(str(directory), artifact_path=path)
-
-    def set_tags(self, tags: dict[str, Any]) -> None:
-        import mlflow
-
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
 @contextlib.contextmanager
@@ -90,14 +78,3 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
 def _param(value: Any) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= 500 else text[:497] + "..."
-
-
-def find_runs(uri: str, experiment: str, filter_string: str = "") -> list:
-    """Runs of an experiment (newest first) as MLflow ``Run`` objects."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    return client.search_runs([exp.experiment_id], filter_string=filter_string, order_by=["attributes.start_time DESC"])
