@@ -58,7 +58,8 @@ def main() -> None:
 @click.option("--method", "-m", required=True, help="Method to run (see `qcrd-bench list methods`).")
 @click.option("--task", "-t", required=True, help="Task to run on (see `qcrd-bench list tasks`).")
 @click.option("--student", help="Student: a built-in name (`list students`), a hub name or a local directory.")
-@click.option("--teacher", help="Rationale source (see `qcrd-bench list teachers`); default: the method's.")
+@click.option("--teacher", help="Rationale source (`qcrd-bench list teachers`, or file:PATH for a set written by "
+                                "`teach`); default: the method's.")
 @click.option("--preset", "-p", help="smoke | cpu | paper (default: cpu).")
 @click.option("--seed", type=int, help="Seed for data order, sampling and initialisation (default 0).")
 @click.option("--limit", type=click.IntRange(min=1), help="Cap every split at N examples (tags the run as smoke).")
@@ -80,17 +81,19 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
       qcrd-bench run -m finetune -t svamp --seed 1 --set train.steps=500
       qcrd-bench run -m dss -t svamp --student ./my-t5 --dry-run
     """
-    from .config import parse_set, read_config_file, resolve
+    from .config import parse_set, read_config_file, resolve, teacher_choice
     from .errors import QcrdError
     from .runner import dumps, plan
 
     catalog = _catalog(plugins_dir)
     try:
         cli_layer = {}
-        for option, key, value in (("--student", "student.name", student), ("--teacher", "teacher.name", teacher),
+        for option, key, value in (("--student", "student.name", student),
                                    ("--seed", "seed", seed), ("--limit", "limit", limit)):
             if value is not None:
                 cli_layer[key] = value
+        if teacher is not None:
+            cli_layer.update(teacher_choice(teacher))
         cli_layer.update(parse_set(item) for item in sets)
         file_layer = read_config_file(config_file) if config_file else None
         config = resolve(catalog, method, task, preset, file_layer, cli_layer)
@@ -119,6 +122,67 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
                    f"final/test_accuracy {summary['final/test_accuracy']:.4f}, "
                    f"test/accuracy_flexible {summary['test/accuracy_flexible']:.4f}, "
                    f"eval/parse_rate {summary['eval/parse_rate']:.4f}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--task", "-t", required=True, help="Task whose training questions are asked (`list tasks`).")
+@click.option("--teacher", required=True, help="Rationale source (`list teachers`), e.g. openai, hf, mcc-kd.")
+@click.option("--samples", type=click.IntRange(min=1), help="Samples per question (teacher.samples).")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Sampling temperature (teacher.temperature).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N training questions.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set a task or teacher parameter, e.g. --set teacher.model=gpt-4o-mini (repeatable).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Where to write the set (default: rationales/<task>-<teacher>[-<model>].jsonl).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
+@click.option("--experiment", help="MLflow experiment (default: qcrd-bench/<task>/teach).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@plugins_dir_option
+def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri, experiment, as_json, plugins_dir):
+    """Ask a teacher for rationales of a task's training questions, write them as a
+    rationale set (usable by any run as --teacher file:PATH), and report the teacher's
+    quality: per-sample and majority-vote accuracy, agreement, parse rate, tokens, time.
+
+    Generations are cached as they arrive ($QCRD_BENCH_GENERATION_CACHE or teacher.cache),
+    so an interrupted teach resumes and asks only for what is missing.  An API key is
+    read from the environment variable named by teacher.api_key_env, never from --set.
+
+    \b
+    Examples:
+      qcrd-bench teach --task svamp --teacher mcc-kd
+      OPENAI_API_KEY=... qcrd-bench teach -t svamp --teacher openai --set teacher.model=gpt-4o-mini --limit 20
+      qcrd-bench teach -t svamp --teacher openai --set teacher.base_url=http://127.0.0.1:8000/v1 \\
+          --set teacher.model=Qwen/Qwen2.5-7B-Instruct --samples 5 --temperature 0.7
+    """
+    from pathlib import Path
+
+    from .config import parse_set, resolve_teach
+    from .errors import QcrdError
+    from .runner import dumps
+    from .teach import teach as run_teach
+    from .tracking import tracking_uri as resolve_uri
+
+    catalog = _catalog(plugins_dir)
+    try:
+        layer = dict(parse_set(item) for item in sets)
+        for key, value in (("teacher.samples", samples), ("teacher.temperature", temperature), ("limit", limit)):
+            if value is not None:
+                layer[key] = value
+        config = resolve_teach(catalog, task, teacher, layer)
+        summary = run_teach(catalog, config, resolve_uri(tracking_uri), Path(output) if output else None, experiment)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    if as_json:
+        click.echo(dumps(summary))
+        return
+    click.echo(f"rationale set {summary['path']} (sha256 of content {summary['checksum'][:12]}), "
+               f"run {summary['run_id']}")
+    for key in ("questions", "samples", "parse_rate", "sample_accuracy", "majority_accuracy", "agreement",
+                "completion_tokens", "seconds"):
+        if f"teacher/{key}" in summary:
+            value = summary[f"teacher/{key}"]
+            click.echo(f"  {key:<18} {value:.4f}" if isinstance(value, float) and value < 10 else
+                       f"  {key:<18} {value:g}")
 
 
 @main.command("list", context_settings=CONTEXT)

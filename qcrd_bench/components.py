@@ -8,6 +8,8 @@ parameters, which become the config keys ``<slot>.<param>``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -46,6 +48,7 @@ class TaskData:
     test: list[Example]
     files: dict[str, str] = field(default_factory=dict)  # data file -> sha256
     notes: dict[str, Any] = field(default_factory=dict)  # how splits were made
+    params: dict[str, Any] = field(default_factory=dict)  # the task parameters it was loaded with
 
     def splits(self) -> dict[str, list[Example]]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -53,11 +56,42 @@ class TaskData:
 
 @dataclass
 class TeacherOutput:
-    """Rationales per example id, plus statistics logged as ``data/*`` metrics."""
+    """Rationales per example id, plus statistics logged as ``data/*`` metrics.  A
+    prompted teacher also returns the raw replies and the prompt it used."""
 
     rationales: dict[str, list[Rationale]]
     stats: dict[str, float] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # files read -> sha256
+    replies: dict[str, list[str]] = field(default_factory=dict)
+    prompt: PromptTemplate | None = None
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How a prompted teacher asks for one question's rationale: a system message and
+    a user message with an ``{input}`` slot, and the markers its reply must use
+    ("<Explanation>: ... <Answer>: ...", the paper's Fig. 3 format)."""
+
+    system: str
+    user: str
+    explanation_marker: str = "<Explanation>:"
+    answer_marker: str = "<Answer>:"
+
+    def messages(self, text: str) -> list[dict[str, str]]:
+        # str.replace, not str.format: a question may contain braces.
+        return [{"role": "system", "content": self.system},
+                {"role": "user", "content": self.user.replace("{input}", text)}]
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps([self.system, self.user, self.explanation_marker, self.answer_marker])
+                              .encode()).hexdigest()
+
+    def split(self, reply: str) -> tuple[str, str | None]:
+        """(explanation, answer text) of a reply; the answer is None without the answer marker."""
+        head, marker, answer = reply.rpartition(self.answer_marker)
+        if not marker:
+            return reply.replace(self.explanation_marker, "", 1).strip(), None
+        return head.replace(self.explanation_marker, "", 1).strip(), answer.strip()
 
 
 # ---------------------------------------------------------------- components
@@ -75,6 +109,12 @@ class Component:
 
 class Task(Component):
     """A dataset, its model input text and its answer scoring."""
+
+    prompt: ClassVar[PromptTemplate | None] = None  # how prompted teachers ask (None: not supported)
+
+    def prompt_input(self, example: Example, params: dict[str, Any]) -> str:
+        """The question as a prompted teacher sees it (default: the model input)."""
+        return example.input
 
     def load(self, params: dict[str, Any]) -> TaskData:
         raise NotImplementedError

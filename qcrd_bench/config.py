@@ -235,6 +235,37 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
     return config
 
 
+def resolve_teach(catalog: Catalog, task: str, teacher: str, cli_layer: dict[str, Any] | None = None) -> dict:
+    """The config of ``qcrd-bench teach``: only the task's and the teacher's parameters,
+    and ``limit`` (the first N training questions)."""
+    catalog.tasks.get(task)
+    catalog.teachers.get(teacher)
+    layer = dict(cli_layer or {})
+    for key in ("task.name", "teacher.name"):
+        if key in layer:
+            raise ConfigError(f"config key {key!r} cannot be set with --set; use --{key.split('.')[0]}")
+    schema = {k: v for k, v in _schema(catalog, {"task.name": task, "teacher.name": teacher}).items()
+              if k == "limit" or k.startswith(("task.", "teacher."))}
+    resolved = dict(schema)
+    for key, value in layer.items():
+        if key not in schema:
+            raise ConfigError(f"unknown key {key!r} for `teach`; {did_you_mean(key, schema)}")
+        resolved[key] = _typed(key, value, schema[key], "command line")
+    if resolved["limit"] < 0:
+        raise ConfigError(f"--limit: must be >= 1, got {resolved['limit']}")
+    config = unflatten(resolved)
+    catalog.tasks.get(task).check(config["task"])
+    catalog.teachers.get(teacher).check(config["teacher"])
+    return config
+
+
+def teacher_choice(value: str) -> dict[str, Any]:
+    """``--teacher NAME`` or ``--teacher file:PATH`` as config keys."""
+    if value.startswith("file:"):
+        return {"teacher.name": "file", "teacher.path": value[len("file:"):]}
+    return {"teacher.name": value}
+
+
 def _check_iterations(catalog: Catalog, config: dict) -> None:
     """A lagged negative generator needs more iterations than its lag, or the initial
     student generates throughout and the variant silently equals ``fixed``."""

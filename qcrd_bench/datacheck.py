@@ -22,7 +22,8 @@ from .errors import ConfigError, DataError, QcrdError
 # Teachers that read published files (cheap to run here), and the published splits each
 # is checked on (None: every split it has files for).  MCC-KD's rationales are for its
 # own training questions, so only the training split is meaningful for it.
-FILE_TEACHERS: dict[str, tuple[str, ...] | None] = {"dss-palm": None, "mcc-kd": ("train",)}
+FILE_TEACHERS: dict[str, tuple[str, ...] | None] = {"dss-palm": None, "mcc-kd": ("train",), "eit-multi": ("train",),
+                                                  "gsm8k-human": ("train",)}
 # A teacher aligned with its rows agrees with gold far above chance; a shifted or
 # foreign rationale file falls to about chance.
 ALIGNMENT_MARGIN = 0.2

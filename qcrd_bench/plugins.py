@@ -40,6 +40,7 @@ BUILTIN_MODULES = (
     "qcrd_plugins.tasks",
     "qcrd_plugins.teachers",
     "qcrd_plugins.mcckd",
+    "qcrd_plugins.llm_teachers",
     "qcrd_plugins.filters",
     "qcrd_plugins.negatives",
     "qcrd_plugins.discriminators",

@@ -21,6 +21,7 @@ from . import __version__
 from .components import Example, Method, Rationale, Task, TaskData
 from .config import SLOTS, config_hash, flatten, is_smoke
 from .plugins import Catalog
+from .rationales import checksum
 
 PARAM_KEYS = ("train.steps", "train.batch_size", "train.grad_accum", "train.lr", "train.warmup_steps",
               "train.max_input_length", "train.max_target_length", "train.mixed_precision", "eval.max_new_tokens")
@@ -39,6 +40,8 @@ class Prepared:
     teacher_stats: dict[str, float]
     data_files: dict[str, str]
     components: dict[str, Any]
+    rationale_checksum: str  # names the rationale set (empty without rationales)
+    teacher_prompt: dict[str, str] | None = None
 
 
 def component(catalog: Catalog, config: dict, slot: str):
@@ -52,7 +55,7 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
     data = task.load(config["task"])
     if config["limit"]:
         data = TaskData(*(split[: config["limit"]] for split in (data.train, data.val, data.test)),
-                        files=data.files, notes=data.notes)
+                        files=data.files, notes=data.notes, params=data.params)
     teacher_out = components["teacher"].rationales(task, data, config["teacher"])
     positives, negatives = {}, {}
     flt = components["positive_filter"]
@@ -65,8 +68,12 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
         stats["rationale_coverage"] = sum(bool(p) for p in positives.values()) / n
         stats["n_pos"] = sum(map(len, positives.values())) / n
         stats["n_neg"] = sum(map(len, negatives.values())) / n
+    prompt = teacher_out.prompt
     return Prepared(config, catalog.methods.get(config["method"]), task, data, positives, negatives, stats,
-                    {**data.files, **teacher_out.files}, components)
+                    {**data.files, **teacher_out.files}, components,
+                    rationale_checksum=checksum(teacher_out.rationales) if teacher_out.rationales else "",
+                    teacher_prompt=None if prompt is None else {"system": prompt.system, "user": prompt.user,
+                                                                "sha256": prompt.sha256()})
 
 
 def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dict[str, list[Rationale]]):
@@ -84,6 +91,7 @@ def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dic
 
 def tags_for(config: dict) -> dict[str, Any]:
     return {"qcrd.method": config["method"], "qcrd.task": config["task"]["name"], "qcrd.seed": config["seed"],
+            "qcrd.teacher": config["teacher"]["name"],
             "qcrd.variant": config["method"], "qcrd.preset": config["preset"],
             "qcrd.config_hash": config_hash(config), "qcrd.smoke": str(is_smoke(config)).lower()}
 
@@ -120,7 +128,8 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     prep = prepare(catalog, config)
     student = build_student(catalog, config, prep.data, prep.positives)
     loss = prep.components["loss"]
-    tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"])}
+    tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"]),
+            "qcrd.rationales_sha256": prep.rationale_checksum or "none"}
     name = f"{config['method']}-{config['task']['name']}-s{config['seed']}"
     experiment = experiment or f"qcrd-bench/{config['task']['name']}"
 
@@ -227,6 +236,8 @@ def _log_setup(run, catalog: Catalog, prep: Prepared) -> None:
                       for e in prep.data.train[: prep.config["eval"]["samples_logged"]]
                       for r in prep.positives.get(e.id, [])]
     run.log_table(rationale_rows, "teacher_rationales.json")
+    if prep.teacher_prompt:
+        run.log_dict(prep.teacher_prompt, "teacher_prompt.json")
 
 
 def _log_samples(run, student, prep: Prepared, rows: list[dict], config: dict, device, generate, explain) -> None:

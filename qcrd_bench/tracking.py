@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -34,7 +36,7 @@ class TrackedRun:
     def log_dict(self, obj: Any, path: str) -> None:
         import mlflow
 
-        mlflow.log_dict(obj, path)
+        mlflow.log_dict(scrub(obj), path)
 
     def log_table(self, rows: list[dict[str, Any]], path: str) -> None:
         """A table the MLflow UI shows in its artifact viewer (``.json`` table format)."""
@@ -42,6 +44,11 @@ class TrackedRun:
 
         if rows:
             mlflow.log_table({key: [row[key] for row in rows] for key in rows[0]}, artifact_file=path)
+
+    def log_artifact(self, file: Path, path: str) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(file), artifact_path=path)
 
     def log_artifacts(self, directory: Path, path: str) -> None:
         import mlflow
@@ -65,7 +72,7 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
     run = mlflow.start_run(run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     status = "FAILED"
     try:
-        mlflow.log_params({k: _param(v) for k, v in params.items()})
+        mlflow.log_params({k: _param(scrub(v)) for k, v in params.items()})
         yield TrackedRun(run)
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -78,3 +85,30 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
 def _param(value: Any) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= 500 else text[:497] + "..."
+
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"']+")
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password (``https://***@host/...``)."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        netloc = "***@" + (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    except ValueError:  # not a URL after all
+        return url
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def scrub(obj: Any) -> Any:
+    """``obj`` with credentials removed from every URL in it (a teacher's base_url may
+    carry them); what MLflow and rationale-set headers receive."""
+    if isinstance(obj, str):
+        return _URL.sub(lambda m: redact_url(m.group(0)), obj)
+    if isinstance(obj, dict):
+        return {k: scrub(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(scrub(v) for v in obj)
+    return obj

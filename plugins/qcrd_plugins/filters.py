@@ -6,6 +6,7 @@ from typing import Any
 
 from qcrd_bench.components import Example, PositiveFilter, Rationale, Task
 from qcrd_bench.hookspecs import hookimpl
+from qcrd_bench.rationales import answer_clusters, majority
 
 
 class First(PositiveFilter):
@@ -39,28 +40,14 @@ class SelfConsistency(PositiveFilter):
     defaults = {"require_gold": False}
 
     def split(self, example: Example, rationales: list[Rationale], task: Task, params: dict[str, Any]):
-        clusters: list[list[Rationale]] = []  # samples grouped by equal answers, in first-seen order
-        unparseable = []
-        for rationale in rationales:
-            if not rationale.text.strip():
-                continue
-            if rationale.answer is None:
-                unparseable.append(rationale)
-                continue
-            home = next((c for c in clusters if task.answers_match(rationale.answer, c[0].answer)), None)
-            if home is None:
-                clusters.append([rationale])
-            else:
-                home.append(rationale)
-        if not clusters:
+        clusters, unparseable = answer_clusters(task, [r for r in rationales if r.text.strip()])
+        top = majority(task, example, clusters)
+        if top is None:
             return [], unparseable
-        top = max(len(c) for c in clusters)
-        tied = [c for c in clusters if len(c) == top]
-        majority = next((c for c in tied if task.answers_match(c[0].answer, example.answer)), tied[0])
-        minority = [r for c in clusters if c is not majority for r in c] + unparseable
-        if params["require_gold"] and not task.answers_match(majority[0].answer, example.answer):
+        minority = [r for c in clusters if c is not top for r in c] + unparseable
+        if params["require_gold"] and not task.answers_match(top[0].answer, example.answer):
             return [], minority
-        return majority, minority
+        return top, minority
 
 
 @hookimpl

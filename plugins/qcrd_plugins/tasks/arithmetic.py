@@ -14,6 +14,7 @@ from qcrd_bench.data import fetch
 from qcrd_bench.errors import ConfigError, InputFileError
 from qcrd_bench.readers import read_json_list, read_jsonl, read_lines
 
+from . import prompts
 from .common import COMMON_DEFAULTS, DatasetTask, Published, check_choice
 
 # WordPiece tokenizers decode "84.0" as "84. 0" and "1,000" as "1, 000": rejoin them first.
@@ -62,6 +63,8 @@ def number_label(text: str, where: str) -> tuple[str, float]:
 
 class NumericTask(DatasetTask):
     """Scored by numeric equality of the final number (relative tolerance 1e-4)."""
+
+    prompt = prompts.MATH
 
     def parse_answer(self, text: str) -> float | None:
         """Strict: the output is one number."""

@@ -125,7 +125,7 @@ class DatasetTask(Task):
             notes["train_fraction"] = (f"{len(train)} of {full} training rows kept (fraction "
                                        f"{params['train_fraction']}, seed {params['train_fraction_seed']}); "
                                        "validation and test unchanged")
-        return TaskData(train=train, val=val, test=test, files=pub.files, notes=notes)
+        return TaskData(train=train, val=val, test=test, files=pub.files, notes=notes, params=params)
 
     def carve(self, rows: list[Example], params: dict[str, Any], origin: str) -> tuple[list, list, str]:
         """Train and validation carved from ``rows`` (DSS's rule), with the note saying so."""

@@ -17,6 +17,7 @@ from qcrd_bench.data import fetch
 from qcrd_bench.errors import InputFileError
 from qcrd_bench.readers import read_jsonl
 
+from . import prompts
 from .common import COMMON_DEFAULTS, DatasetTask, Published
 
 LETTERS = "abcde"
@@ -107,6 +108,7 @@ def _last_mentioned(text: str, choices: tuple[str, ...]) -> str | None:
 
 class Cqa(DatasetTask):
     name = "cqa"
+    prompt = prompts.CHOICE
     description = ("CommonsenseQA (DSS: 9741 train / 1221 test, 10% of train carved as validation); input = "
                    "question + lettered answer choices, label = the choice text; a letter or the text is accepted")
     defaults = dict(COMMON_DEFAULTS)

@@ -18,6 +18,7 @@ from qcrd_bench.data import fetch_dss
 from qcrd_bench.errors import DataError, InputFileError
 from qcrd_bench.readers import read_jsonl
 
+from . import prompts
 from .common import COMMON_DEFAULTS, DatasetTask, Published, check_choice
 
 LABELS = ("entailment", "neutral", "contradiction")
@@ -53,6 +54,11 @@ class NliTask(DatasetTask):
 
     chance = 1 / 3
     train_size = 0  # rows of the train file (for the message when it is missing)
+    prompt = prompts.NLI
+
+    def prompt_input(self, example: Example, params: dict[str, Any]) -> str:
+        premise, _, hypothesis = example.input.rpartition(params["separator"])
+        return f"Premise: {premise}\nHypothesis: {hypothesis}"
 
     def check_params(self, params: dict[str, Any]) -> None:
         check_choice(params, "train_split", ("train", "valid"), f"{self.name} training split")
