@@ -41,6 +41,7 @@ BUILTIN_MODULES = (
     "qcrd_plugins.teachers",
     "qcrd_plugins.mcckd",
     "qcrd_plugins.llm_teachers",
+    "qcrd_plugins.hf_teacher",
     "qcrd_plugins.published",
     "qcrd_plugins.filters",
     "qcrd_plugins.negatives",
