@@ -66,11 +66,31 @@ class DiscriminatorSession:
         return list(self.module.parameters())
 
     def scores(self, inputs: list[str], rationales: list[str]) -> torch.Tensor:
+        """Scores [N] of the pairs (inputs[i], rationales[i]), differentiable w.r.t. the judge.
+
+        The judge reads a rationale as the student learns it: its first
+        ``rationale_tokens`` tokens (default: the student's train.max_target_length).
+        Pairs are scored in length-sorted chunks, so a long pair pads only its neighbours."""
         if not rationales:
             return torch.zeros(0, device=self.context.device)
-        enc = self.tokenizer(inputs, rationales, return_tensors="pt", padding=True, truncation=True,
-                             max_length=self.params["max_length"]).to(self.context.device)
-        return self.module(enc["input_ids"], enc["attention_mask"])
+        pairs = self.tokenizer(inputs, self._clip(rationales), truncation=True,
+                               max_length=self.params["max_length"])["input_ids"]
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i]))
+        chunk = self.params["score_batch_size"]
+        parts = []
+        for start in range(0, len(order), chunk):
+            batch = self.tokenizer.pad({"input_ids": [pairs[i] for i in order[start:start + chunk]]},
+                                       return_tensors="pt").to(self.context.device)
+            parts.append(self.module(batch["input_ids"], batch["attention_mask"]))
+        inverse = torch.empty(len(order), dtype=torch.long, device=self.context.device)
+        inverse[torch.tensor(order, device=self.context.device)] = torch.arange(len(order), device=self.context.device)
+        return torch.cat(parts)[inverse]
+
+    def _clip(self, rationales: list[str]) -> list[str]:
+        limit = self.params["rationale_tokens"] or self.context.config["train"]["max_target_length"]
+        offsets = self.tokenizer(rationales, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return [text if len(spans) <= limit else text[: spans[limit - 1][1]]
+                for text, spans in zip(rationales, offsets)]
 
     def step(self, lr_scale: float = 1.0) -> None:
         """Apply the gradient the run's L_D left on the judge's parameters.
@@ -152,10 +172,10 @@ class ConstantSession:
 
 
 def check_params(params: dict[str, Any]) -> None:
-    for key in ("pretrain_steps",):
+    for key in ("pretrain_steps", "rationale_tokens"):
         if params[key] < 0:
             raise ConfigError(f"discriminator.{key}: must be >= 0, got {params[key]}")
-    for key in ("lr", "batch_size", "max_length"):
+    for key in ("lr", "batch_size", "max_length", "score_batch_size"):
         if params[key] <= 0:
             raise ConfigError(f"discriminator.{key}: must be > 0, got {params[key]}")
     if params["loss"] not in ("eq2", "infonce", "bce"):

@@ -260,8 +260,10 @@ class StepLoss:
             return (torch.ones(len(flat_pos), device=self.device), torch.ones(len(flat_neg), device=self.device),
                     None, {})
         inputs = [it.example.input for it in items]
-        pos_scores = discriminator.scores([inputs[b] for b in pos_owner.tolist()], flat_pos)
-        neg_scores = discriminator.scores([inputs[b] for b in neg_owner.tolist()], flat_neg)
+        # One call for both sets: the judge batches pairs by length across them.
+        owners = pos_owner.tolist() + neg_owner.tolist()
+        scores = discriminator.scores([inputs[b] for b in owners], flat_pos + flat_neg)
+        pos_scores, neg_scores = scores[: len(flat_pos)], scores[len(flat_pos):]
         terms = {"n_neg": torch.tensor(float(len(flat_neg)) / len(items))}
         disc_loss = None
         if discriminator.parameters():

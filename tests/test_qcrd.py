@@ -185,3 +185,26 @@ def test_every_variant_resolves_with_explicit_overrides(catalog):
     for name, (slot, key, value) in expected.items():
         assert resolve(catalog, name, "svamp", "smoke")[slot][key] == value, name
     assert len([m for m in catalog.methods.names() if m.startswith("qcrd")]) == 13  # qcrd and 12 variants
+
+
+def test_judge_scores_by_length_chunks_equal_one_padded_batch():
+    """Length-sorted chunks change only the padding: the scores are those of one batch, in order."""
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    student = tiny()
+    context = TrainContext(student, None, [], {}, {}, CFG, torch.device("cpu"), 1)
+    params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 2}
+    session = DiscriminatorSession(context, params)
+    session.module.eval()
+    inputs = [TEXTS[0], TEXTS[1], "Tom", TEXTS[0]]
+    rationales = [TEXTS[4] * 3, "7", TEXTS[5], TEXTS[2]]
+    chunked = session.scores(inputs, rationales)
+    session.params = {**params, "score_batch_size": 64}
+    whole = session.scores(inputs, rationales)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    # Only the first rationale_tokens tokens of a rationale are read (a prefix of its text).
+    session.params = {**params, "rationale_tokens": 3}
+    (clipped,) = session._clip([TEXTS[4]])
+    assert TEXTS[4].startswith(clipped) and 0 < len(clipped) < len(TEXTS[4])
+    assert len(session.tokenizer(clipped, add_special_tokens=False)["input_ids"]) == 3
+    assert torch.allclose(session.scores([TEXTS[0]], [TEXTS[4]]), session.scores([TEXTS[0]], [clipped]))
