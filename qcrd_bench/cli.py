@@ -125,6 +125,126 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
 
 
 @main.command(context_settings=CONTEXT)
+@click.option("--suite", help="A suite: benchmarks/suites/<NAME>.yaml, or a path to one.")
+@click.option("--method", "-m", help="Comma-separated methods or variants, e.g. dss,qcrd (instead of --suite).")
+@click.option("--task", "-t", help="Comma-separated tasks (with --method; default: svamp).")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--teacher", help="Teacher for every variant (NAME or file:PATH); default: each method's.")
+@click.option("--vary", multiple=True, metavar="KEY=V1,V2",
+              help="Sweep a setting: one variant per value, crossed with the others (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A setting for every child (repeatable).")
+@click.option("--preset", "-p", help="smoke | cpu | paper (default: the suite's, else cpu).")
+@click.option("--limit", type=click.IntRange(min=1), help="Cap every split at N examples (smoke children).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
+@click.option("--experiment", help="MLflow experiment of the parent and its children "
+                                   "(default: qcrd-bench/suite/<NAME>, or qcrd-bench/ablate).")
+@click.option("--dry-run", is_flag=True, help="List the children and stop.")
+@plugins_dir_option
+def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, tracking_uri, experiment, dry_run,
+           plugins_dir):
+    """Run a grid of variants × tasks × seeds as one MLflow parent run with a child per
+    cell, then log mean and std of test accuracy per variant and task on the parent.
+
+    Re-running the same grid resumes it: cells with a FINISHED child are skipped (more
+    seeds can be added later under the same parent).  A failing cell is reported and the
+    sweep goes on; the parent then ends FAILED.
+
+    \b
+    Examples:
+      qcrd-bench ablate --suite cpu-svamp --dry-run
+      qcrd-bench ablate --method dss,qcrd --task svamp --seeds 0,1 --preset smoke
+      qcrd-bench ablate -m qcrd --teacher mcc-kd --vary negatives.lag=3,5,10 --seeds 0,1,2
+    """
+    from .ablate import Grid, cells, load_suite, plan_lines, run_grid, variants_from
+    from .config import parse_set
+    from .errors import QcrdError
+    from .tracking import tracking_uri as resolve_uri
+
+    catalog = _catalog(plugins_dir)
+    try:
+        if bool(suite) == bool(method):
+            raise Failure("give either --suite NAME or --method M1,M2 (see qcrd-bench ablate --help)")
+        seed_list = _int_list("--seeds", seeds)
+        common = dict(parse_set(item) for item in sets)
+        if suite:
+            grid = load_suite(suite)
+            grid.seeds = seed_list if seeds != "0,1,2" else grid.seeds
+            grid.sets.update(common)
+            grid.preset = preset or grid.preset
+            grid.limit = limit or grid.limit
+            if vary or teacher or task:
+                raise Failure("--vary, --teacher and --task apply to --method grids; edit the suite file instead")
+        else:
+            grid = Grid(variants=variants_from(_names(method), teacher, list(vary)), tasks=_names(task or "svamp"),
+                        seeds=seed_list, preset=preset, limit=limit, sets=common)
+        grid_cells = cells(catalog, grid)
+        experiment = experiment or (f"qcrd-bench/suite/{grid.suite}" if grid.suite else "qcrd-bench/ablate")
+        if dry_run:
+            click.echo(f"{len(grid_cells)} children in experiment {experiment}:")
+            click.echo("\n".join(plan_lines(grid_cells)))
+            return
+        import signal
+
+        signal.signal(signal.SIGTERM, _interrupt)  # the child and the parent end KILLED, not RUNNING
+        result = run_grid(catalog, grid, grid_cells, resolve_uri(tracking_uri), experiment, click.echo)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    for key, value in sorted(result["aggregates"].items()):
+        if key.endswith("_mean"):
+            std = result["aggregates"][key[:-5] + "_std"]
+            n = int(result["aggregates"][key[:-5] + "_n"])
+            click.echo(f"  {key[:-len('/test/accuracy_mean')]:<40} {100 * value:.1f} ± {100 * std:.1f}  (n={n})")
+    if result["failed"]:
+        raise Failure(f"{len(result['failed'])} child run(s) failed: {', '.join(result['failed'])}")
+    click.echo(f"parent run {result['parent_run_id']}: {result['ran']} ran, {result['skipped']} already finished")
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _int_list(option: str, text: str) -> list[int]:
+    try:
+        return [int(part) for part in _names(text)]
+    except ValueError:
+        raise Failure(f"{option} {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--tracking-uri", help="The store to browse (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; anything but 127.0.0.1 exposes the runs to the network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def ui(tracking_uri, host, port):
+    """Serve the MLflow UI for the tracking store (Ctrl-C stops it).
+
+    Experiments: qcrd-bench/<task> for single runs, qcrd-bench/suite/<name> and
+    qcrd-bench/ablate for sweeps (children nested under their parent),
+    qcrd-bench/<task>/teach for rationale sets.
+
+    \b
+    Example:
+      qcrd-bench ui --port 5001
+    """
+    import os
+    import subprocess
+
+    from .tracking import tracking_uri as resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        raise Failure(f"--tracking-uri {uri}: that is already a server; open it in a browser")
+    click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--workers", "1"]
+    try:
+        raise SystemExit(subprocess.call(command, env=env))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command(context_settings=CONTEXT)
 @click.option("--task", "-t", required=True, help="Task whose training questions are asked (`list tasks`).")
 @click.option("--teacher", required=True, help="Rationale source (`list teachers`), e.g. openai, hf, mcc-kd.")
 @click.option("--samples", type=click.IntRange(min=1), help="Samples per question (teacher.samples).")

@@ -116,8 +116,10 @@ def versions(catalog: Catalog) -> dict[str, Any]:
             "plugins": catalog.plugin_info()}
 
 
-def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = None) -> dict[str, Any]:
-    """Run one config and return its summary metrics (also logged to MLflow)."""
+def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = None,
+            extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one config and return its summary metrics (also logged to MLflow).  ``extra_tags``
+    places it in a sweep (``mlflow.parentRunId``, ``qcrd.variant``, ``qcrd.child_key``)."""
     import torch
 
     from . import tracking
@@ -129,8 +131,8 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     student = build_student(catalog, config, prep.data, prep.positives)
     loss = prep.components["loss"]
     tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"]),
-            "qcrd.rationales_sha256": prep.rationale_checksum or "none"}
-    name = f"{config['method']}-{config['task']['name']}-s{config['seed']}"
+            "qcrd.rationales_sha256": prep.rationale_checksum or "none", **(extra_tags or {})}
+    name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"
     experiment = experiment or f"qcrd-bench/{config['task']['name']}"
 
     with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)}) as run:

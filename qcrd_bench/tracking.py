@@ -112,3 +112,59 @@ def scrub(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(scrub(v) for v in obj)
     return obj
+
+
+class ParentRun:
+    """The parent run of a sweep, driven through the client so that children can be
+    ordinary (fluent) runs; children carry ``mlflow.parentRunId``, which the UI nests by."""
+
+    def __init__(self, client, run_id: str, experiment_id: str):
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+
+    def children(self) -> list:
+        return self.client.search_runs([self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.run_id}'",
+                                       max_results=50000)
+
+    def finished_children(self) -> set[str]:
+        return {r.data.tags.get("qcrd.child_key", "") for r in self.children() if r.info.status == "FINISHED"}
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        for start in range(0, len(items), 1000):  # the store's batch limit
+            self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+
+    def log_artifacts(self, directory: Path, path: str) -> None:
+        self.client.log_artifacts(self.run_id, str(directory), artifact_path=path)
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, Any], params: dict[str, Any]) -> ParentRun:
+    """The sweep's parent run: the existing one with the same ``qcrd.grid_key`` (set RUNNING
+    again, so an interrupted sweep resumes under it), else a new one."""
+    import mlflow
+
+    from .errors import ConfigError
+
+    client = mlflow.MlflowClient(uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        previous = client.search_runs([experiment_id], f"tags.`qcrd.grid_key` = '{tags['qcrd.grid_key']}'",
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ConfigError(f"tracking store {uri!r}, experiment {experiment!r}: {str(exc).splitlines()[0]}") from None
+    if previous:
+        run_id = previous[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        return ParentRun(client, run_id, experiment_id)
+    run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, _param(scrub(value)))
+    return ParentRun(client, run.info.run_id, experiment_id)

@@ -1,0 +1,236 @@
+"""``qcrd-bench ablate``: a grid of variants × tasks × seeds as one MLflow parent run
+with one child run per cell, resumable, with per-variant aggregates on the parent.
+
+A *variant* is a method plus settings: ``dss``, ``qcrd`` with ``teacher: mcc-kd``, or a
+point of ``--vary negatives.lag=3,5,10`` (label ``qcrd[negatives.lag=3]``).  Every cell
+has a key (a hash of what defines it); a re-run with the same grid finds its parent
+by the grid's key and runs only the cells that have no FINISHED child yet.
+
+Suites are YAML files (``benchmarks/suites/<name>.yaml``)::
+
+    name: cpu-svamp
+    description: ...
+    preset: cpu
+    tasks: [svamp]
+    seeds: [0, 1, 2]
+    baseline: dss                     # what `report` compares against
+    variants:
+      - finetune
+      - {method: dss, teacher: mcc-kd}
+      - {method: qcrd, teacher: mcc-kd, set: {train.steps: 1000}}
+    vary: {}                          # optional: {key: [values]}, crossed with every variant
+    set: {}                           # optional: settings for every cell
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import parse_set, resolve, teacher_choice
+from .errors import ConfigError, QcrdError
+from .plugins import Catalog
+
+SUITE_DIRS = (Path("benchmarks/suites"), Path(__file__).resolve().parents[1] / "benchmarks" / "suites")
+_METRIC_UNSAFE = re.compile(r"[^\w\-./ ]")
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    method: str
+    sets: tuple[tuple[str, Any], ...] = ()  # flat config keys, applied after the grid's common settings
+
+
+@dataclass
+class Grid:
+    variants: list[Variant]
+    tasks: list[str]
+    seeds: list[int]
+    preset: str | None = None
+    limit: int | None = None
+    sets: dict[str, Any] = field(default_factory=dict)
+    suite: str = ""
+    baseline: str = ""
+
+    def key(self) -> str:
+        payload = [[(v.label, v.method, list(v.sets)) for v in self.variants], self.tasks, self.preset, self.limit,
+                   sorted(self.sets.items()), self.suite]
+        return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Cell:
+    variant: Variant
+    task: str
+    seed: int
+    config: dict
+
+    @property
+    def key(self) -> str:
+        from .config import config_hash
+
+        return f"{self.variant.label}|{self.task}|{config_hash(self.config)}|{self.seed}"
+
+
+# ---------------------------------------------------------------- building the grid
+
+
+def variants_from(methods: list[str], teacher: str | None, vary: list[str]) -> list[Variant]:
+    """Variants for ``--method a,b [--teacher T] [--vary KEY=V1,V2 ...]``."""
+    base = [Variant(m, m, tuple(teacher_choice(teacher).items()) if teacher else ()) for m in methods]
+    return cross(base, dict(_vary_option(v) for v in vary))
+
+
+def _vary_option(item: str) -> tuple[str, list[Any]]:
+    key, sep, values = item.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise ConfigError(f"--vary {item!r}: expected KEY=V1,V2,..., e.g. --vary negatives.lag=3,5,10")
+    return key.strip(), [parse_set(f"{key}={v}")[1] for v in values.split(",")]
+
+
+def cross(variants: list[Variant], vary: dict[str, list[Any]]) -> list[Variant]:
+    if not vary:
+        return variants
+    keys = list(vary)
+    out = []
+    for variant in variants:
+        for values in itertools.product(*(vary[k] for k in keys)):
+            point = tuple(zip(keys, values))
+            label = variant.label + "[" + ",".join(f"{k}={v}" for k, v in point) + "]"
+            out.append(Variant(label, variant.method, variant.sets + point))
+    return out
+
+
+def cells(catalog: Catalog, grid: Grid) -> list[Cell]:
+    """Every (variant, task, seed) with its resolved config; any bad setting fails here,
+    before a run is opened."""
+    out = []
+    labels = [v.label for v in grid.variants]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"variants must differ: {labels}")
+    for variant in grid.variants:
+        for task in grid.tasks:
+            for seed in grid.seeds:
+                layer = {**grid.sets, **dict(variant.sets), "seed": seed}
+                if grid.limit:
+                    layer["limit"] = grid.limit
+                try:
+                    config = resolve(catalog, variant.method, task, grid.preset, None, layer)
+                except ConfigError as exc:
+                    raise ConfigError(f"variant {variant.label!r} on {task}: {exc}") from None
+                out.append(Cell(variant, task, seed, config))
+    return out
+
+
+def load_suite(name: str) -> Grid:
+    """A suite by name (``benchmarks/suites/<name>.yaml``) or by path."""
+    import yaml
+
+    candidates = [Path(name)] if name.endswith((".yaml", ".yml")) else [d / f"{name}.yaml" for d in SUITE_DIRS]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        known = sorted({p.stem for d in SUITE_DIRS if d.is_dir() for p in d.glob("*.yaml")})
+        raise ConfigError(f"--suite {name!r}: no such suite; available: {', '.join(known) or 'none'}")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read suite: {exc}") from None
+    return grid_from_spec(spec, path)
+
+
+def grid_from_spec(spec: Any, where: Path | str) -> Grid:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: a suite is a mapping (name, tasks, seeds, variants, ...)")
+    unknown = set(spec) - {"name", "description", "preset", "tasks", "seeds", "variants", "vary", "set", "baseline",
+                           "limit"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown suite field(s) {', '.join(sorted(unknown))}")
+    for required in ("name", "tasks", "seeds", "variants"):
+        if not spec.get(required):
+            raise ConfigError(f"{where}: field {required!r} is required")
+    variants = [_variant(item, where) for item in spec["variants"]]
+    return Grid(variants=cross(variants, {k: list(v) for k, v in (spec.get("vary") or {}).items()}),
+                tasks=[str(t) for t in spec["tasks"]], seeds=[int(s) for s in spec["seeds"]],
+                preset=spec.get("preset"), limit=spec.get("limit"), sets=dict(spec.get("set") or {}),
+                suite=str(spec["name"]), baseline=str(spec.get("baseline") or ""))
+
+
+def _variant(item: Any, where) -> Variant:
+    if isinstance(item, str):
+        return Variant(item, item)
+    if not isinstance(item, dict) or "method" not in item or set(item) - {"method", "teacher", "set", "label"}:
+        raise ConfigError(f"{where}: a variant is a method name or {{method, teacher?, set?, label?}}, got {item!r}")
+    sets = dict(teacher_choice(item["teacher"])) if item.get("teacher") else {}
+    sets.update(item.get("set") or {})
+    return Variant(str(item.get("label") or item["method"]), str(item["method"]), tuple(sets.items()))
+
+
+# ---------------------------------------------------------------- running
+
+
+def plan_lines(grid_cells: list[Cell]) -> list[str]:
+    from .config import config_hash
+
+    return [f"{c.variant.label:<32} {c.task:<8} seed {c.seed}  config {config_hash(c.config)}" for c in grid_cells]
+
+
+def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, experiment: str,
+             echo: Callable[[str], None]) -> dict[str, Any]:
+    """Run the cells that have no FINISHED child under this grid's parent, then log the
+    aggregates.  Returns {parent_run_id, ran, skipped, failed, aggregates}."""
+    from . import tracking
+    from .runner import execute
+
+    parent_tags = {"qcrd.kind": "ablate", "qcrd.grid_key": grid.key(), "qcrd.suite": grid.suite,
+                   "qcrd.baseline": grid.baseline, "qcrd.children": str(len(grid_cells))}
+    parent = tracking.open_parent(uri, experiment, f"ablate-{grid.suite or grid.key()}", parent_tags,
+                                  {"variants": ",".join(v.label for v in grid.variants), "tasks": ",".join(grid.tasks),
+                                   "seeds": ",".join(map(str, grid.seeds)), "preset": grid.preset or "",
+                                   "limit": grid.limit or 0})
+    done = parent.finished_children()
+    todo = [c for c in grid_cells if c.key not in done]
+    echo(f"parent run {parent.run_id} in {experiment}: {len(grid_cells) - len(todo)} of {len(grid_cells)} "
+         f"children already finished")
+    failed = []
+    try:
+        for number, cell in enumerate(todo, 1):
+            echo(f"[{number}/{len(todo)}] {cell.variant.label} {cell.task} seed {cell.seed}")
+            tags = {"mlflow.parentRunId": parent.run_id, "qcrd.variant": cell.variant.label,
+                    "qcrd.child_key": cell.key}
+            try:
+                execute(catalog, cell.config, uri, experiment, extra_tags=tags)
+            except QcrdError as exc:  # one bad cell does not stop the sweep; the parent ends FAILED
+                failed.append(cell.key)
+                echo(f"  failed: {exc}")
+        aggregates = aggregate(parent.children())
+        parent.log_metrics(aggregates)
+    except BaseException as exc:
+        parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    parent.end("FAILED" if failed else "FINISHED")
+    return {"parent_run_id": parent.run_id, "experiment": experiment, "ran": len(todo),
+            "skipped": len(grid_cells) - len(todo), "failed": failed, "aggregates": aggregates}
+
+
+def aggregate(children) -> dict[str, float]:
+    """``<variant>/<task>/test/accuracy_mean`` (and ``_std``, ``_n``) over FINISHED children."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for run in children:
+        if run.info.status != "FINISHED" or "test/accuracy" not in run.data.metrics:
+            continue
+        key = (run.data.tags.get("qcrd.variant", ""), run.data.tags.get("qcrd.task", ""))
+        groups.setdefault(key, []).append(run.data.metrics["test/accuracy"])
+    out = {}
+    for (variant, task), values in groups.items():
+        prefix = _METRIC_UNSAFE.sub("_", f"{variant}/{task}")
+        out[f"{prefix}/test/accuracy_mean"] = statistics.mean(values)
+        out[f"{prefix}/test/accuracy_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out[f"{prefix}/test/accuracy_n"] = float(len(values))
+    return out

@@ -1,0 +1,88 @@
+"""`qcrd-bench ablate`: a parent run with one child per (variant, task, seed), aggregates on
+the parent, resuming after a kill, suites and dry runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import runs_in
+from qcrd_bench.cli import main
+
+FAST = ["--task", "svamp", "--preset", "smoke", "--limit", "8", "--set", "train.steps=2", "--set", "train.threads=1",
+        "--set", "eval.max_new_tokens=4"]
+
+
+def test_dry_run_lists_suite_children(mirror):
+    result = CliRunner().invoke(main, ["ablate", "--suite", "cpu-svamp", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "9 children in experiment qcrd-bench/suite/cpu-svamp" in result.output
+    assert result.output.count("qcrd ") == 3 and result.output.count("finetune") == 3
+
+
+def test_vary_makes_one_variant_per_value(mirror):
+    result = CliRunner().invoke(main, ["ablate", "-m", "qcrd", "--vary", "negatives.lag=3,5", "--seeds", "0",
+                                       "--preset", "smoke", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "qcrd[negatives.lag=3]" in result.output and "qcrd[negatives.lag=5]" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--suite", "nosuch"], "no such suite"),
+    (["-m", "nosuch"], "unknown method 'nosuch'"),
+    (["-m", "dss", "--set", "train.nosuch=1"], "unknown config key 'train.nosuch'"),
+    (["-m", "dss", "--seeds", "a,b"], "--seeds 'a,b'"),
+    (["-m", "dss", "--vary", "loss.alpha"], "--vary 'loss.alpha'"),
+    ([], "give either --suite NAME or --method"),
+])
+def test_bad_grids_fail_before_any_run(mirror, tracking_uri, args, message):
+    result = CliRunner().invoke(main, ["ablate", *args, "--tracking-uri", tracking_uri])
+    assert result.exit_code == 2 and message in result.output
+    assert runs_in(tracking_uri) == []
+
+
+def test_grid_runs_as_parent_and_children_and_resumes(mirror, tracking_uri, tmp_path):
+    args = ["ablate", "-m", "dss,finetune", "--seeds", "0,1", *FAST, "--tracking-uri", tracking_uri]
+    # Kill the sweep once its second child has finished.
+    proc = subprocess.Popen([sys.executable, "-m", "qcrd_bench.cli", *args[0:]], cwd=tmp_path, env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sum(r.info.status == "FINISHED" for r in _children(tracking_uri)) >= 2:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0].decode()
+    statuses = [r.info.status for r in runs_in(tracking_uri)]
+    assert "RUNNING" not in statuses, output
+    finished_before = sum(r.info.status == "FINISHED" for r in _children(tracking_uri))
+    assert 2 <= finished_before < 4, output
+
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"{4 - finished_before} ran, {finished_before} already finished" in result.output
+    parents = [r for r in runs_in(tracking_uri) if r.data.tags.get("qcrd.kind") == "ablate"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    children = [r for r in _children(tracking_uri) if r.info.status == "FINISHED"]
+    assert len(children) == 4
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    for variant in ("dss", "finetune"):
+        values = [r.data.metrics["test/accuracy"] for r in children if r.data.tags["qcrd.variant"] == variant]
+        assert parent.data.metrics[f"{variant}/svamp/test/accuracy_mean"] == pytest.approx(statistics.mean(values))
+        assert parent.data.metrics[f"{variant}/svamp/test/accuracy_std"] == pytest.approx(statistics.stdev(values))
+        assert parent.data.metrics[f"{variant}/svamp/test/accuracy_n"] == 2
+
+    again = CliRunner().invoke(main, args)
+    assert "0 ran, 4 already finished" in again.output
+
+
+def _children(uri):
+    return [r for r in runs_in(uri) if "mlflow.parentRunId" in r.data.tags]
