@@ -27,8 +27,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -182,11 +188,10 @@ def plan_lines(grid_cells: list[Cell]) -> list[str]:
 
 
 def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, experiment: str,
-             echo: Callable[[str], None]) -> dict[str, Any]:
+             echo: Callable[[str], None], workers: int = 1, plugins_dir: str | None = None) -> dict[str, Any]:
     """Run the cells that have no FINISHED child under this grid's parent, then log the
     aggregates.  Returns {parent_run_id, ran, skipped, failed, aggregates}."""
     from . import tracking
-    from .runner import execute
 
     parent_tags = {"qcrd.kind": "ablate", "qcrd.grid_key": grid.key(), "qcrd.suite": grid.suite,
                    "qcrd.baseline": grid.baseline, "qcrd.children": str(len(grid_cells))}
@@ -198,17 +203,11 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
     todo = [c for c in grid_cells if c.key not in done]
     echo(f"parent run {parent.run_id} in {experiment}: {len(grid_cells) - len(todo)} of {len(grid_cells)} "
          f"children already finished")
-    failed = []
     try:
-        for number, cell in enumerate(todo, 1):
-            echo(f"[{number}/{len(todo)}] {cell.variant.label} {cell.task} seed {cell.seed}")
-            tags = {"mlflow.parentRunId": parent.run_id, "qcrd.variant": cell.variant.label,
-                    "qcrd.child_key": cell.key}
-            try:
-                execute(catalog, cell.config, uri, experiment, extra_tags=tags)
-            except QcrdError as exc:  # one bad cell does not stop the sweep; the parent ends FAILED
-                failed.append(cell.key)
-                echo(f"  failed: {exc}")
+        if workers > 1 and len(todo) > 1:
+            failed = Workers(grid, uri, experiment, parent.run_id, workers, plugins_dir, echo).run(todo)
+        else:
+            failed = _run_here(catalog, todo, uri, experiment, parent.run_id, echo)
         aggregates = aggregate(parent.children())
         parent.log_metrics(aggregates)
     except BaseException as exc:
@@ -217,6 +216,86 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
     parent.end("FAILED" if failed else "FINISHED")
     return {"parent_run_id": parent.run_id, "experiment": experiment, "ran": len(todo),
             "skipped": len(grid_cells) - len(todo), "failed": failed, "aggregates": aggregates}
+
+
+def _run_here(catalog: Catalog, todo: list[Cell], uri: str, experiment: str, parent_id: str,
+              echo: Callable[[str], None]) -> list[str]:
+    from .runner import execute
+
+    failed = []
+    for number, cell in enumerate(todo, 1):
+        echo(f"[{number}/{len(todo)}] {cell.variant.label} {cell.task} seed {cell.seed}")
+        tags = {"mlflow.parentRunId": parent_id, "qcrd.variant": cell.variant.label, "qcrd.child_key": cell.key}
+        try:
+            execute(catalog, cell.config, uri, experiment, extra_tags=tags)
+        except QcrdError as exc:  # one bad cell does not stop the sweep; the parent ends FAILED
+            failed.append(cell.key)
+            echo(f"  failed: {exc}")
+    return failed
+
+
+class Workers:
+    """Children in ``n`` worker processes (``qcrd-bench run`` with the cell's settings),
+    each with cores // n torch threads.  A SQLite store is served to them through a local
+    tracking server, so concurrent writers never meet SQLite's file lock."""
+
+    def __init__(self, grid: Grid, uri: str, experiment: str, parent_id: str, n: int, plugins_dir: str | None,
+                 echo: Callable[[str], None]):
+        self.grid, self.uri, self.experiment, self.parent_id, self.n = grid, uri, experiment, parent_id, n
+        self.plugins_dir, self.echo = plugins_dir, echo
+        self.threads = max(1, (os.cpu_count() or 1) // n)
+        self._procs: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+
+    def run(self, todo: list[Cell]) -> list[str]:
+        from . import tracking
+
+        with tracking.local_server(self.uri) as uri, tempfile.TemporaryDirectory() as tmp:
+            self.echo(f"{self.n} workers, {self.threads} torch thread(s) each, store served at {uri}")
+            jobs = [(number, cell, uri, Path(tmp)) for number, cell in enumerate(todo, 1)]
+            try:
+                with ThreadPoolExecutor(self.n) as pool:
+                    outcomes = list(pool.map(lambda job: self._child(*job, total=len(todo)), jobs))
+            except BaseException:
+                self._stop_all()
+                raise
+        return [key for key in outcomes if key]
+
+    def _child(self, number: int, cell: Cell, uri: str, tmp: Path, total: int) -> str | None:
+        """Run one cell in a process; returns its key when it failed."""
+        settings = {**self.grid.sets, **dict(cell.variant.sets), "train.threads": self.threads}
+        config_file = tmp / f"cell{number}.json"
+        config_file.write_text(json.dumps(settings))
+        command = [sys.executable, "-m", "qcrd_bench.cli", "run", "-m", cell.variant.method, "-t", cell.task,
+                   "--seed", str(cell.seed), "--config", str(config_file), "--tracking-uri", uri,
+                   "--experiment", self.experiment, "--child-of", self.parent_id,
+                   "--variant", cell.variant.label, "--child-key", cell.key]
+        command += ["--preset", self.grid.preset] if self.grid.preset else []
+        command += ["--limit", str(self.grid.limit)] if self.grid.limit else []
+        command += ["--plugins-dir", self.plugins_dir] if self.plugins_dir else []
+        with self._lock:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self._procs.append(proc)
+        out, err = proc.communicate()
+        label = f"[{number}/{total}] {cell.variant.label} {cell.task} seed {cell.seed}"
+        if proc.returncode == 0:
+            self.echo(f"{label}: {out.strip().splitlines()[-1] if out.strip() else 'done'}")
+            return None
+        lines = [line for line in err.strip().splitlines() if line.startswith("error:")] or err.strip().splitlines()
+        self.echo(f"{label}: failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        return cell.key
+
+    def _stop_all(self) -> None:
+        """Ctrl-C or SIGTERM: stop the children too (each ends its run KILLED)."""
+        with self._lock:
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in self._procs:
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 def aggregate(children) -> dict[str, float]:

@@ -70,9 +70,12 @@ def main() -> None:
 @click.option("--experiment", help="MLflow experiment (default: qcrd-bench/<task>).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and touch nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--child-of", hidden=True, help="Parent run id (set by `ablate` for its worker processes).")
+@click.option("--variant", hidden=True, help="Variant label of the sweep cell (set by `ablate`).")
+@click.option("--child-key", hidden=True, help="Key of the sweep cell (set by `ablate`).")
 @plugins_dir_option
 def run(method, task, student, teacher, preset, seed, limit, sets, config_file, tracking_uri, experiment,
-        dry_run, as_json, plugins_dir):
+        dry_run, as_json, child_of, variant, child_key, plugins_dir):
     """Train and evaluate one method on one task, tracked as one MLflow run.
 
     \b
@@ -111,7 +114,9 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
     # A sweep or scheduler stops a job with SIGTERM: end the run KILLED, not RUNNING.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        summary = execute(catalog, config, resolve_uri(tracking_uri), experiment)
+        sweep = {"mlflow.parentRunId": child_of, "qcrd.variant": variant or method, "qcrd.child_key": child_key}
+        summary = execute(catalog, config, resolve_uri(tracking_uri), experiment,
+                          extra_tags={k: v for k, v in sweep.items() if v} if child_of else None)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     if as_json:
@@ -138,9 +143,12 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
 @click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
 @click.option("--experiment", help="MLflow experiment of the parent and its children "
                                    "(default: qcrd-bench/suite/<NAME>, or qcrd-bench/ablate).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Children run at once, each in its own process with cores/N torch threads; a SQLite store is "
+                   "then served to them by a local tracking server on 127.0.0.1.")
 @click.option("--dry-run", is_flag=True, help="List the children and stop.")
 @plugins_dir_option
-def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, tracking_uri, experiment, dry_run,
+def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, tracking_uri, experiment, workers, dry_run,
            plugins_dir):
     """Run a grid of variants × tasks × seeds as one MLflow parent run with a child per
     cell, then log mean and std of test accuracy per variant and task on the parent.
@@ -153,6 +161,7 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
     Examples:
       qcrd-bench ablate --suite cpu-svamp --dry-run
       qcrd-bench ablate --method dss,qcrd --task svamp --seeds 0,1 --preset smoke
+      qcrd-bench ablate --method dss,qcrd --seeds 0,1 --preset smoke --workers 2
       qcrd-bench ablate -m qcrd --teacher mcc-kd --vary negatives.lag=3,5,10 --seeds 0,1,2
     """
     from .ablate import Grid, cells, load_suite, plan_lines, run_grid, variants_from
@@ -186,7 +195,8 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
         import signal
 
         signal.signal(signal.SIGTERM, _interrupt)  # the child and the parent end KILLED, not RUNNING
-        result = run_grid(catalog, grid, grid_cells, resolve_uri(tracking_uri), experiment, click.echo)
+        result = run_grid(catalog, grid, grid_cells, resolve_uri(tracking_uri), experiment, click.echo,
+                          workers=workers, plugins_dir=plugins_dir)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     for key, value in sorted(result["aggregates"].items()):

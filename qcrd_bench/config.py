@@ -339,9 +339,11 @@ def _check_values(flat: dict[str, Any]) -> None:
 
 
 def config_hash(config: dict) -> str:
-    """A short hash of everything but the seed: runs that differ only in seed share it,
-    so a report groups them and a changed default shows up as a new version."""
+    """A short hash of everything but the seed and the thread count: runs that differ only
+    in seed share it, so a report groups them and a changed default shows up as a new
+    version; threads change speed, not the computation (a sweep splits cores among workers)."""
     payload = {k: v for k, v in config.items() if k != "seed"}
+    payload["train"] = {k: v for k, v in payload.get("train", {}).items() if k != "threads"}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -168,3 +168,49 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, Any], 
     for key, value in params.items():
         client.log_param(run.info.run_id, key, _param(scrub(value)))
     return ParentRun(client, run.info.run_id, experiment_id)
+
+
+@contextlib.contextmanager
+def local_server(uri: str, timeout_s: float = 120.0) -> Iterator[str]:
+    """A tracking server on 127.0.0.1 over a SQLite store, for the duration (several
+    processes then write through it instead of locking the file); other URIs pass through."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    import urllib.request
+
+    from .errors import ConfigError
+
+    if not uri.startswith("sqlite:"):
+        yield uri
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tempfile.TemporaryFile()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
+                               "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=log, stderr=log, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                    raise ConfigError(f"could not start a local tracking server for {uri}: {tail[0]}") from None
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, 15)  # the server runs its workers in its own process group
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+        log.close()

@@ -86,3 +86,21 @@ def test_grid_runs_as_parent_and_children_and_resumes(mirror, tracking_uri, tmp_
 
 def _children(uri):
     return [r for r in runs_in(uri) if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_workers_run_children_in_parallel_processes(mirror, tracking_uri):
+    """Two worker processes write through a local tracking server; the children are the
+    same cells (same config hash) a sequential sweep would run."""
+    result = CliRunner().invoke(main, ["ablate", "-m", "dss", "--seeds", "0,1", *FAST, "--workers", "2",
+                                       "--tracking-uri", tracking_uri])
+    assert result.exit_code == 0, result.output
+    assert "2 workers" in result.output and "store served at http://127.0.0.1:" in result.output
+    children = _children(tracking_uri)
+    assert sorted(r.data.tags["qcrd.seed"] for r in children) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in runs_in(tracking_uri))
+    import mlflow
+
+    threads = {mlflow.artifacts.load_dict(f"{r.info.artifact_uri}/config.json")["train"]["threads"] for r in children}
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}
+    dry = CliRunner().invoke(main, ["ablate", "-m", "dss", "--seeds", "0", *FAST, "--dry-run"])
+    assert children[0].data.tags["qcrd.config_hash"] in dry.output
