@@ -315,6 +315,40 @@ def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri
                        f"  {key:<18} {value:g}")
 
 
+@main.command(context_settings=CONTEXT)
+@click.option("--experiment", help="Report every finished training run of this MLflow experiment.")
+@click.option("--run", "run_id", metavar="PARENT_RUN_ID", help="Report the child runs of this parent run (a sweep).")
+@click.option("--suite", help="Report the newest parent run tagged qcrd.suite=NAME, in any experiment.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: reports/<name>).")
+@click.option("--baseline", metavar="VARIANT", help="Variant to pair seeds against (default: the parent's "
+                                                    "qcrd.baseline tag, else dss if present).")
+@click.option("--include-smoke", is_flag=True, help="Keep smoke runs (qcrd.smoke=true), excluded by default.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
+def report(experiment, run_id, suite, out, baseline, include_smoke, tracking_uri):
+    """Compare methods from the tracking store: a results table (mean ± std over seeds,
+    with the paper's numbers beside ours), paired differences against a baseline with
+    95% intervals, and plots.  Writes README.md, results.csv, differences.csv and PNGs to
+    reports/<name>/ and, for a parent run, logs them to it under report/.
+
+    \b
+    Examples:
+      qcrd-bench report --suite ablation-svamp
+      qcrd-bench report --run 3f2a9c0d1e... --baseline dss --out reports/my-sweep
+      qcrd-bench report --experiment qcrd-bench/svamp --include-smoke
+    """
+    from .errors import QcrdError
+    from .report import make_report
+
+    try:
+        result = make_report(experiment=experiment, run_id=run_id, suite=suite, out=out, baseline=baseline,
+                             include_smoke=include_smoke, uri_option=tracking_uri)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    logged = f"; logged to run {result['logged_to']} under report/" if result["logged_to"] else ""
+    click.echo(f"report {result['out'] / 'README.md'}: {result['groups']} groups from {result['runs']} runs, "
+               f"{len(result['plots'])} plots{logged}")
+
+
 @main.command("list", context_settings=CONTEXT)
 @click.argument("kind", required=False, type=click.Choice(KINDS))
 @plugins_dir_option

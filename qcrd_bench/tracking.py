@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -168,6 +169,115 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, Any], 
     for key, value in params.items():
         client.log_param(run.info.run_id, key, _param(scrub(value)))
     return ParentRun(client, run.info.run_id, experiment_id)
+
+
+# Reading a store back (`qcrd-bench report`): plain data, so callers never touch mlflow.
+
+@dataclass
+class StoredRun:
+    run_id: str
+    experiment_id: str
+    name: str
+    status: str
+    start_time: int  # ms since the epoch
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]  # the latest value of each
+
+
+class Store:
+    """Read access to an existing tracking store, and logging files to one of its runs."""
+
+    def __init__(self, uri: str):
+        import mlflow
+
+        from .errors import ConfigError
+
+        path = _sqlite_path(uri)
+        if path is not None and not path.exists():
+            # Opening a missing SQLite store would silently create an empty one.
+            raise ConfigError(f"--tracking-uri {uri!r}: no tracking store there ({path} does not exist)")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        self.uri, self.client = uri, mlflow.MlflowClient(uri)
+
+    def run(self, run_id: str) -> StoredRun | None:
+        import mlflow
+
+        try:
+            return _stored(self.client.get_run(run_id))
+        except mlflow.exceptions.MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise self._error(exc) from None
+
+    def experiment_id(self, name: str) -> str | None:
+        found = self._call(self.client.get_experiment_by_name, name)
+        return found.experiment_id if found else None
+
+    def experiment_name(self, experiment_id: str) -> str:
+        return self._call(self.client.get_experiment, experiment_id).name
+
+    def experiment_ids(self) -> list[str]:
+        return [e.experiment_id for e in self._call(self.client.search_experiments)]
+
+    def search(self, experiment_ids: list[str], filter_string: str = "") -> list[StoredRun]:
+        """Every run matching an MLflow filter, newest first."""
+        runs, token = [], None
+        while True:
+            page = self._call(self.client.search_runs, experiment_ids, filter_string,
+                              order_by=["attributes.start_time DESC"], max_results=1000, page_token=token)
+            runs += [_stored(r) for r in page]
+            token = page.token
+            if not token:
+                return runs
+
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of every logged value of a metric, by step."""
+        return sorted((m.step, m.value) for m in self._call(self.client.get_metric_history, run_id, key))
+
+    def table(self, run_id: str, path: str) -> dict[str, list] | None:
+        """A table logged with ``log_table`` as {column: values}, or None where the run has none."""
+        import json
+        import tempfile
+
+        folder = path.rsplit("/", 1)[0] if "/" in path else None
+        if path not in {f.path for f in self._call(self.client.list_artifacts, run_id, folder)}:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self._call(self.client.download_artifacts, run_id, path, tmp)
+            data = json.loads(Path(local).read_text(encoding="utf-8"))
+        columns, rows = data.get("columns"), data.get("data")
+        if not isinstance(columns, list) or not isinstance(rows, list):
+            return None
+        return {c: [row[i] for row in rows] for i, c in enumerate(columns)}
+
+    def log_files(self, run_id: str, files: list[Path], path: str) -> None:
+        for file in files:
+            self._call(self.client.log_artifact, run_id, str(file), path)
+
+    def _call(self, fn, *args, **kwargs):
+        import mlflow
+
+        try:
+            return fn(*args, **kwargs)
+        except mlflow.exceptions.MlflowException as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: Exception):
+        from .errors import ConfigError
+
+        return ConfigError(f"tracking store {self.uri!r}: {str(exc).splitlines()[0]}")
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    return Path(uri[len("sqlite:///"):])
+
+
+def _stored(run) -> StoredRun:
+    return StoredRun(run.info.run_id, run.info.experiment_id, run.info.run_name or "", run.info.status,
+                     run.info.start_time or 0, dict(run.data.tags), dict(run.data.params), dict(run.data.metrics))
 
 
 @contextlib.contextmanager

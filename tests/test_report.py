@@ -1,0 +1,250 @@
+"""`qcrd-bench report` on a tracking store of fake runs, made directly through mlflow
+(nothing is trained): the table's numbers, the paired differences, the CSV, the plots,
+the artifacts on the parent, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qcrd_bench.cli import main
+
+# (variant, seed) -> test/accuracy; dss seed 0 also has an older run (0.10) the report must drop.
+ACCURACY = {("dss", 0): 0.655, ("dss", 1): 0.600, ("qcrd", 0): 0.690, ("qcrd", 1): 0.640}
+HASH = {"dss": "dsshash00001", "qcrd": "qcrdhash0001"}
+
+
+def _tags(variant: str, seed: int, parent: str, **extra) -> dict[str, str]:
+    base = variant.split("[")[0]
+    return {"mlflow.parentRunId": parent, "qcrd.method": base, "qcrd.variant": variant, "qcrd.task": "svamp",
+            "qcrd.seed": str(seed), "qcrd.preset": "paper", "qcrd.config_hash": HASH.get(variant, variant),
+            "qcrd.smoke": "false", "qcrd.teacher": "mcc-kd" if base == "qcrd" else "dss-palm",
+            "qcrd.rationales_sha256": "abc", **extra}
+
+
+def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: int, fraction: float = 1.0) -> str:
+    """A finished training run with summary metrics, per-step curves and, for qcrd, scored negatives."""
+    from mlflow.entities import Metric, Param
+
+    run = client.create_run(experiment, start_time=start, tags=tags,
+                            run_name=f"{tags['qcrd.variant']}-svamp-s{tags['qcrd.seed']}")
+    run_id = run.info.run_id
+    qcrd = tags["qcrd.method"] == "qcrd"
+    seed = int(tags["qcrd.seed"])
+    summary = {"test/accuracy": accuracy, "final/test_accuracy": accuracy - 0.01,
+               "test/accuracy_flexible": accuracy + 0.02, "eval/parse_rate": 0.95 + 0.01 * seed,
+               "best/val_accuracy": accuracy}
+    metrics = [Metric(key, value, start, 300) for key, value in summary.items()]
+    for step in (100, 200, 300):
+        metrics += [Metric("val/accuracy", accuracy * step / 300, start, step),
+                    Metric("train/loss", 3.0 / step * 100, start, step),
+                    Metric("train/loss_pred", 1.0 / step * 100, start, step)]
+        if qcrd:
+            metrics += [Metric("train/loss_cl", 0.5, start, step), Metric("train/loss_d", -0.1, start, step),
+                        Metric("train/score_pos", 0.8, start, step), Metric("train/score_neg", 0.3, start, step)]
+    client.log_batch(run_id, metrics=metrics, params=[Param("task.train_fraction", str(fraction)),
+                                                      Param("seed", str(seed))])
+    if qcrd:
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_table({"step": [1, 1, 51], "iteration": [0, 0, 1], "id": ["a", "b", "a"],
+                              "negative": ["x", "y", "z"], "score": [0.2, 0.35, 0.6]},
+                             artifact_file="negatives/scored_samples.json")
+    client.set_terminated(run_id, "FINISHED", end_time=start + 1000)
+    return run_id
+
+
+def _parent(client, experiment: str, suite: str, baseline: str) -> str:
+    run = client.create_run(experiment, start_time=1_000, run_name=f"ablate-{suite}",
+                            tags={"qcrd.kind": "ablate", "qcrd.suite": suite, "qcrd.baseline": baseline})
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store for the module: a 2 variants × 2 seeds sweep (plus a stale duplicate, a
+    smoke run and a teach run), a data-size sweep, and an empty experiment."""
+    import mlflow
+
+    folder = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # mlflow.log_table is fluent-only
+    try:
+        demo = client.create_experiment("qcrd-bench/suite/demo")
+        parent = _parent(client, demo, "demo", "")
+        kept = {}
+        _child(client, mlflow, demo, _tags("dss", 0, parent), 0.10, start=2_000)  # replaced by the newer seed 0
+        for i, ((variant, seed), accuracy) in enumerate(ACCURACY.items()):
+            kept[(variant, seed)] = _child(client, mlflow, demo, _tags(variant, seed, parent), accuracy,
+                                           start=10_000 + i)
+        smoke = _child(client, mlflow, demo, _tags("dss", 2, parent, **{"qcrd.smoke": "true"}), 0.99, start=20_000)
+        teach = client.create_run(demo, start_time=21_000, run_name="teach-svamp-mcc-kd",
+                                  tags={"mlflow.parentRunId": parent, "qcrd.kind": "teach", "qcrd.task": "svamp"})
+        client.set_terminated(teach.info.run_id, "FINISHED")
+
+        sizes = client.create_experiment("qcrd-bench/suite/sizes")
+        sizes_parent = _parent(client, sizes, "sizes", "dss")
+        for i, (variant, fraction, accuracy) in enumerate((("dss", 0.5, 0.47), ("dss", 1.0, 0.65),
+                                                            ("qcrd", 0.5, 0.50), ("qcrd", 1.0, 0.69))):
+            label = f"{variant}[task.train_fraction={fraction}]"
+            _child(client, mlflow, sizes, _tags(label, 0, sizes_parent), accuracy, start=30_000 + i,
+                   fraction=fraction)
+        client.create_experiment("empty")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return {"uri": uri, "client": client, "parent": parent, "kept": kept, "smoke": smoke,
+            "teach": teach.info.run_id, "sizes_parent": sizes_parent}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["report", *args])
+
+
+def table(markdown: str, first_header: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table whose header starts with ``first_header``."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+def one_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_report_of_a_sweep(store, tmp_path):
+    out = tmp_path / "out"
+    result = invoke("--run", store["parent"], "--out", str(out), "--tracking-uri", store["uri"])
+    assert result.exit_code == 0, result.output
+    assert "2 groups from 4 runs" in result.output
+    readme = (out / "README.md").read_text()
+    assert f"qcrd-bench report --run {store['parent']} --out {out}" in readme
+
+    # The table's numbers are those of the runs kept in the store (never the stale seed, the smoke run).
+    client = store["client"]
+    rows = {row["method"].strip("`"): row for row in table(readme, "method")}
+    assert set(rows) == {"dss", "qcrd"}
+    for variant in ("dss", "qcrd"):
+        runs = [client.get_run(store["kept"][(variant, s)]) for s in (0, 1)]
+        accuracy = [100 * r.data.metrics["test/accuracy"] for r in runs]
+        parse = [100 * r.data.metrics["eval/parse_rate"] for r in runs]
+        row = rows[variant]
+        assert row["test acc. ↑"] == f"{statistics.mean(accuracy):.2f} ± {statistics.stdev(accuracy):.2f}"
+        assert row["parse"] == f"{statistics.mean(parse):.2f}"
+        assert (row["n"], row["seeds"], row["config"]) == ("2", "0 1", f"`{HASH[variant]}`")
+    assert rows["dss"]["paper T5-base"] == "65.5" and rows["qcrd"]["paper T5-base"] == "69.0"
+    assert rows["dss"]["paper T5-small"] == "48.0"
+    assert "T5-base" in readme and "for orientation only" in readme
+
+    # Paired differences against dss (the default baseline), with a 95% t-interval.
+    from scipy.stats import t
+
+    diffs = [100 * (ACCURACY[("qcrd", s)] - ACCURACY[("dss", s)]) for s in (0, 1)]
+    half = t.ppf(0.975, 1) * statistics.stdev(diffs) / 2 ** 0.5
+    (diff,) = table(readme, "method | task | config | baseline config")
+    assert diff["mean Δ (pp)"] == f"{statistics.mean(diffs):+.2f}" and diff["pairs"] == "2"
+    assert diff["95% CI (pp)"] == f"[{statistics.mean(diffs) - half:+.2f}, {statistics.mean(diffs) + half:+.2f}]"
+
+    # Plots: written where the data exists, skipped with a reason where it does not.
+    for name in ("val_curves.png", "score_densities.png", "loss_terms.png"):
+        assert (out / name).stat().st_size > 1000 and f"]({name})" in readme
+    assert not (out / "train_fraction.png").exists()
+    assert "Accuracy vs train fraction (Fig. 4): every setting ran at a single" in readme
+
+    # results.csv matches the table; excluded and replaced runs are named in the notes.
+    with (out / "results.csv").open() as handle:
+        results = {row["method"]: row for row in csv.DictReader(handle)}
+    dss = [100 * ACCURACY[("dss", s)] for s in (0, 1)]
+    assert float(results["dss"]["test_accuracy_mean_pct"]) == pytest.approx(statistics.mean(dss))
+    assert float(results["dss"]["test_accuracy_std_pct"]) == pytest.approx(statistics.stdev(dss))
+    assert (results["dss"]["n"], results["dss"]["seeds"]) == ("2", "0 1")
+    assert float(results["dss"]["paper_t5_base_pct"]) == 65.5 and results["dss"]["paper_t5_base_source"] == "Table 1"
+    assert "`dss-svamp-s2`" in readme and "`teach-svamp-mcc-kd`" in readme and "ran more than once" in readme
+
+    # The folder was logged to the parent run.
+    logged = {Path(f.path).name for f in client.list_artifacts(store["parent"], "report")}
+    assert {"README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png"} <= logged
+
+
+def test_smoke_runs_on_request_and_baseline_option(store, tmp_path):
+    out = tmp_path / "out"
+    result = invoke("--run", store["parent"], "--out", str(out), "--tracking-uri", store["uri"], "--include-smoke",
+                    "--baseline", "qcrd")
+    assert result.exit_code == 0, result.output
+    readme = (out / "README.md").read_text()
+    rows = {row["method"].strip("`"): row for row in table(readme, "method")}
+    assert rows["dss"]["n"] == "3" and rows["dss"]["seeds"] == "0 1 2"
+    (diff,) = table(readme, "method | task | config | baseline config")
+    assert diff["method"] == "`dss`" and diff["pairs"] == "2" and diff["seeds"] == "0 1"
+
+
+def test_data_size_suite(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("--suite", "sizes", "--tracking-uri", store["uri"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "reports" / "sizes"
+    readme = (out / "README.md").read_text()
+    assert (out / "train_fraction.png").stat().st_size > 1000
+    rows = {row["method"].strip("`").replace("\\", ""): row for row in table(readme, "method")}
+    assert rows["dss[task.train_fraction=0.5]"]["paper T5-base"] == "47.0"  # Fig. 4, 50% of train
+    assert rows["qcrd[task.train_fraction=1.0]"]["paper T5-base"] == "69.0"
+    diffs = {row["method"].strip("`"): row for row in table(readme, "method | task | config | baseline config")}
+    half = diffs["qcrd[task.train_fraction=0.5]"]
+    assert half["mean Δ (pp)"] == f"{100 * (0.50 - 0.47):+.2f}" and half["95% CI (pp)"] == "no interval (n < 2)"
+    assert "the parent run's `qcrd.baseline` tag" in readme
+
+
+def test_experiment_report(store, tmp_path):
+    out = tmp_path / "exp"
+    result = invoke("--experiment", "qcrd-bench/suite/demo", "--out", str(out), "--tracking-uri", store["uri"])
+    assert result.exit_code == 0, result.output
+    assert "logged to run" not in result.output and "2 groups from 4 runs" in result.output
+    assert "not a training run (`qcrd.kind` = ablate)" in (out / "README.md").read_text()
+
+
+def test_bad_input(store, tmp_path):
+    uri = ["--tracking-uri", store["uri"]]
+    assert "--run 'nosuchrun'" in one_error(invoke("--run", "nosuchrun", *uri))
+    assert "has no child runs" in one_error(invoke("--run", store["kept"][("dss", 0)], *uri))
+    assert "--suite 'nosuch'" in one_error(invoke("--suite", "nosuch", *uri))
+    assert "no finished training runs" in one_error(invoke("--experiment", "empty", *uri))
+    assert "--experiment 'missing'" in one_error(invoke("--experiment", "missing", *uri))
+    assert "give exactly one of" in one_error(invoke(*uri))
+    assert "give exactly one of" in one_error(invoke("--suite", "demo", "--experiment", "empty", *uri))
+    assert "--baseline 'mi'" in one_error(invoke("--suite", "demo", "--baseline", "mi", "--out", str(tmp_path), *uri))
+    missing = tmp_path / "none.db"
+    assert "--tracking-uri" in one_error(invoke("--suite", "demo", "--tracking-uri", f"sqlite:///{missing}"))
+    assert not missing.exists()
+
+
+def test_unreadable_scores_are_noted(tmp_path):
+    from qcrd_bench.errors import ConfigError
+    from qcrd_bench.report import Group, plot_score_densities
+    from qcrd_bench.tracking import StoredRun
+
+    class Unreachable:  # a store whose artifact repository cannot be reached from here
+        def table(self, run_id, path):
+            raise ConfigError("tracking store 'x': artifact store unreachable")
+
+        def history(self, run_id, key):
+            return []
+
+    run = StoredRun("r1", "0", "qcrd-svamp-s0", "FINISHED", 0, {"qcrd.seed": "0"}, {},
+                    {"train/score_neg": 0.3, "test/accuracy": 0.5})
+    plot = plot_score_densities(Unreachable(), [Group("qcrd", "svamp", "h", [run])], tmp_path)
+    assert plot.file is None
+    assert "could not read `negatives/scored_samples.json` of `qcrd-svamp-s0` (tracking store" in plot.note
