@@ -13,6 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+# The DSS task prefixes (re-exported by qcrd_bench.evaluation, their historical home).
+PREDICT = "predict: "
+EXPLAIN = "explain: "
+
 
 # ---------------------------------------------------------------- data types
 
@@ -137,6 +141,11 @@ class Task(Component):
     def answers_match(self, predicted: Any, gold: Any) -> bool:
         return predicted is not None and predicted == gold
 
+    def format_answer(self, answer: Any) -> str:
+        """An answer (as ``extract_answer`` returns it) written as a training target that
+        ``parse_answer`` reads back: how a teacher's answer becomes a label."""
+        return str(answer)
+
 
 class Teacher(Component):
     """A rationale source: published rationale sets, an LLM, a local model."""
@@ -188,14 +197,33 @@ class Loss(Component):
     ``uses_rationales`` tells the trainer whether to compute rationale NLLs at all,
     ``uses_negatives`` whether to ask the negative generator and score with the
     discriminator; ``selects(params)`` whether only the arg-min positive and arg-max
-    negative of each example need gradients (see ``qcrd_bench.training``).
+    negative of each example need gradients (see ``qcrd_bench.training``).  The label side
+    is the loss's too: ``predict_prefix``, ``label_target``, ``answer_text`` and
+    ``max_new_tokens`` say what is trained and decoded and where the answer is read (the
+    defaults: ``predict: x`` -> gold label, the whole output is the answer).
     """
 
     uses_rationales: ClassVar[bool] = False
     uses_negatives: ClassVar[bool] = False
+    predict_prefix: ClassVar[str] = PREDICT  # prefix of the label-side input, in training and evaluation
 
     def selects(self, params: dict[str, Any]) -> bool:
         return False
+
+    def label_target(self, example: Example, positives: list[Rationale], task: Task) -> str | None:
+        """The label-side target of ``example`` (default: the gold label); None leaves the
+        example out of training (counted as ``data/dropped_no_teacher_label``)."""
+        return example.label
+
+    def answer_text(self, output: str) -> str | None:
+        """The part of a decoded output the task's strict extractor reads (default: all of it);
+        None when the output has no answer in the loss's format.  The flexible extractor
+        always reads the whole output."""
+        return output
+
+    def max_new_tokens(self, cfg: dict) -> int:
+        """How many tokens evaluation decodes from the label-side input."""
+        return cfg["eval"]["max_new_tokens"]
 
     def __call__(self, inputs: "LossInputs", params: dict[str, Any]) -> "LossOutput":
         raise NotImplementedError

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from .components import Example, Task
+from .components import EXPLAIN, PREDICT, Example, Loss, Task
 
-PREDICT = "predict: "
-EXPLAIN = "explain: "
+__all__ = ["EXPLAIN", "PREDICT", "evaluate", "generate", "score"]
+
+_DEFAULT_READING = Loss()  # the base hooks: "predict: " input, the whole output is the answer
 
 
 @torch.no_grad()
@@ -33,12 +34,16 @@ def generate(model, tokenizer, texts: list[str], *, batch_size: int, max_input_l
     return outputs
 
 
-def score(task: Task, examples: list[Example], outputs: list[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def score(task: Task, examples: list[Example], outputs: list[str],
+          answer_text: Callable[[str], str | None] | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Accuracy (strict extractor: the headline), flexible accuracy and strict parse
-    rate of ``outputs`` against ``examples``, and one row per example."""
+    rate of ``outputs`` against ``examples``, and one row per example.  The strict
+    extractor reads ``answer_text(output)`` (default: the output; None: unparsed), the
+    flexible one the whole output."""
     rows, correct, correct_flexible, parsed = [], 0, 0, 0
     for example, output in zip(examples, outputs):
-        answer = task.extract_answer(output, example)
+        text = answer_text(output) if answer_text is not None else output
+        answer = None if text is None else task.extract_answer(text, example)
         lenient = task.extract_answer(output, example, flexible=True)
         ok = task.answers_match(answer, example.answer)
         ok_flexible = task.answers_match(lenient, example.answer)
@@ -54,9 +59,11 @@ def score(task: Task, examples: list[Example], outputs: list[str]) -> tuple[dict
     return {"accuracy": correct / n, "accuracy_flexible": correct_flexible / n, "parse_rate": parsed / n}, rows
 
 
-def evaluate(model, tokenizer, task: Task, examples: list[Example], cfg: dict, device):
-    """Decode ``predict: x`` for every example and score it -> (metrics, rows)."""
-    outputs = generate(model, tokenizer, [PREDICT + e.input for e in examples],
+def evaluate(model, tokenizer, task: Task, examples: list[Example], cfg: dict, device, loss: Loss | None = None):
+    """Decode the label-side input (``loss.predict_prefix + x``) of every example and score
+    the answer ``loss.answer_text`` reads in it -> (metrics, rows).  Default: ``predict: x``."""
+    reading = loss if loss is not None else _DEFAULT_READING
+    outputs = generate(model, tokenizer, [reading.predict_prefix + e.input for e in examples],
                        batch_size=cfg["eval"]["batch_size"], max_input_length=cfg["train"]["max_input_length"],
-                       max_new_tokens=cfg["eval"]["max_new_tokens"], device=device)
-    return score(task, examples, outputs)
+                       max_new_tokens=reading.max_new_tokens(cfg), device=device)
+    return score(task, examples, outputs, reading.answer_text)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .components import Example, Method, Rationale, Task, TaskData
+from .components import PREDICT, Example, Loss, Method, Rationale, Task, TaskData
 from .config import SLOTS, config_hash, flatten, is_smoke
+from .errors import DataError
 from .plugins import Catalog
 from .rationales import checksum
 
@@ -42,6 +43,7 @@ class Prepared:
     components: dict[str, Any]
     rationale_checksum: str  # names the rationale set (empty without rationales)
     teacher_prompt: dict[str, str] | None = None
+    targets: dict[str, str] | None = None  # label-side target per training id (Loss.label_target); None: gold
 
 
 def component(catalog: Catalog, config: dict, slot: str):
@@ -68,24 +70,44 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
         stats["rationale_coverage"] = sum(bool(p) for p in positives.values()) / n
         stats["n_pos"] = sum(map(len, positives.values())) / n
         stats["n_neg"] = sum(map(len, negatives.values())) / n
+    targets = label_targets(components["loss"], task, data.train, positives)
+    stats["dropped_no_teacher_label"] = len(data.train) - len(targets)
+    if data.train and not targets:
+        raise DataError(f"loss {components['loss'].name!r} keeps none of the {len(data.train)} training questions: "
+                        f"teacher {config['teacher']['name']!r} gave none of them a parseable answer")
     prompt = teacher_out.prompt
     return Prepared(config, catalog.methods.get(config["method"]), task, data, positives, negatives, stats,
                     {**data.files, **teacher_out.files}, components,
                     rationale_checksum=checksum(teacher_out.rationales) if teacher_out.rationales else "",
                     teacher_prompt=None if prompt is None else {"system": prompt.system, "user": prompt.user,
-                                                                "sha256": prompt.sha256()})
+                                                                "sha256": prompt.sha256()},
+                    targets=targets)
 
 
-def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dict[str, list[Rationale]]):
-    from .evaluation import EXPLAIN, PREDICT
+def label_targets(loss: Loss, task: Task, train: list[Example],
+                  positives: dict[str, list[Rationale]]) -> dict[str, str]:
+    """The label-side target of each training question the loss keeps (None drops one)."""
+    targets = {}
+    for example in train:
+        target = loss.label_target(example, positives.get(example.id, []), task)
+        if target is not None:
+            targets[example.id] = target
+    return targets
+
+
+def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dict[str, list[Rationale]],
+                  targets: dict[str, str] | None = None, prefix: str = PREDICT):
+    from .evaluation import EXPLAIN
     from .students import from_pretrained
 
     params = config["student"]
     if params["name"] not in catalog.students:
         return from_pretrained(params["name"])
     # A config-built student's tokenizer learns the text it will see in training.
-    texts = [PREDICT + e.input for e in data.train] + [EXPLAIN + e.input for e in data.train[:1]]
-    texts += [e.label for e in data.train] + [r.text for e in data.train for r in positives.get(e.id, [])]
+    texts = [prefix + e.input for e in data.train] + [EXPLAIN + e.input for e in data.train[:1]]
+    kept = data.train if targets is None else [e for e in data.train if e.id in targets]
+    texts += [e.label if targets is None else targets[e.id] for e in kept]
+    texts += [r.text for e in data.train for r in positives.get(e.id, [])]
     return catalog.students.get(params["name"]).build(params, texts, config["seed"])
 
 
@@ -128,8 +150,8 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     torch.set_num_threads(config["train"]["threads"])
     _seed_everything(config["seed"])
     prep = prepare(catalog, config)
-    student = build_student(catalog, config, prep.data, prep.positives)
     loss = prep.components["loss"]
+    student = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix)
     tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"]),
             "qcrd.rationales_sha256": prep.rationale_checksum or "none", **(extra_tags or {})}
     name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"
@@ -158,7 +180,8 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
         | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
            "data/test_size": len(prep.data.test)}, 0)
     tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
-    encoded = encode_examples(tokens, prep.data.train, prep.positives)
+    encoded = encode_examples(tokens, prep.data.train, prep.positives, prep.targets, loss.predict_prefix)
+    log({"data/label_target_truncated": _truncated_share(tokens, prep.targets or {})}, 0)
     judge = _judge(prep, student, config, log)
     result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge)
     device = next(student.model.parameters()).device
@@ -167,13 +190,13 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
     if judge.negatives is not None and judge.negatives.samples():
         run.log_table(judge.negatives.samples(), "negatives/student_samples.json")
 
-    final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
+    final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device, loss)
     summary = {"final/test_accuracy": final["accuracy"], "final/parse_rate": final["parse_rate"],
                "final/test_accuracy_flexible": final["accuracy_flexible"]}
     rows = final_rows
     if result.best_state is not None and result.best_step != config["train"]["steps"]:
         student.model.load_state_dict(result.best_state)
-        best, rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device)
+        best, rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device, loss)
     else:
         best = final
     summary.update({"test/accuracy": best["accuracy"], "eval/parse_rate": best["parse_rate"],
@@ -187,6 +210,15 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
     summary["time/run_seconds"] = time.perf_counter() - started
     log(summary, config["train"]["steps"])
     return summary
+
+
+def _truncated_share(tokens, targets: dict[str, str]) -> float:
+    """Share of label-side targets longer than train.max_target_length.  They are cut at
+    the end, which for a cot target is where its answer is."""
+    if not targets:
+        return 0.0
+    lengths = [len(ids) for ids in tokens.tokenizer(list(targets.values()))["input_ids"]]
+    return sum(n > tokens.max_out for n in lengths) / len(lengths)
 
 
 def _judge(prep: Prepared, student, config: dict, log):

@@ -1,7 +1,8 @@
 """The training loop shared by every method, on accelerate.
 
-Each example is tokenised once.  A step computes the per-sequence NLL of the label
-(from ``predict: x``) and, when the loss uses them, of the example's rationales
+Each example is tokenised once.  A step computes the per-sequence NLL of the label-side
+target (``Loss.label_target``, by default the gold label, from ``Loss.predict_prefix + x``,
+by default ``predict: x``) and, when the loss uses them, of the example's rationales
 (from ``explain: x``): positives, and negatives from the negative generator scored
 by the discriminator.  The method's loss component turns those into a scalar.
 
@@ -84,11 +85,16 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def encode_examples(tokens: Tokens, examples: list[Example], positives: dict[str, list[Rationale]]) -> list[Encoded]:
-    """Tokenise every input and target once (batched, in the tokenizer's Rust code)."""
-    predict = tokens.inputs([PREDICT + e.input for e in examples])
+def encode_examples(tokens: Tokens, examples: list[Example], positives: dict[str, list[Rationale]],
+                    targets: dict[str, str] | None = None, prefix: str = PREDICT) -> list[Encoded]:
+    """Tokenise every input and target once (batched, in the tokenizer's Rust code).
+    ``targets`` maps an example id to its label-side target (``Loss.label_target``; default:
+    the gold label); an example without one is left out.  ``prefix`` is ``Loss.predict_prefix``."""
+    if targets is not None:
+        examples = [e for e in examples if e.id in targets]
+    predict = tokens.inputs([prefix + e.input for e in examples])
     explain = tokens.inputs([EXPLAIN + e.input for e in examples])
-    labels = tokens.targets([e.label for e in examples])
+    labels = tokens.targets([e.label if targets is None else targets[e.id] for e in examples])
     texts = [[r.text for r in positives.get(e.id, [])] for e in examples]
     flat_ids = iter(tokens.targets([t for group in texts for t in group]))
     return [Encoded(e, p, l, x, [next(flat_ids) for _ in group], group)
@@ -133,6 +139,8 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
           loss_params: dict[str, Any], cfg: dict, log: Callable[[dict[str, float], int], None],
           judge: Judge | None = None) -> TrainResult:
     tc = cfg["train"]
+    if not train_set:  # the batch stream would never yield
+        raise QcrdError("no training examples to train on")
     judge = judge or Judge()
     accelerator = Accelerator(gradient_accumulation_steps=tc["grad_accum"], mixed_precision=tc["mixed_precision"])
     if accelerator.num_processes > 1:
@@ -186,7 +194,7 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
 
         if val_subset and (step % tc["eval_every"] == 0 or step == tc["steps"]):
             eval_start = time.perf_counter()
-            metrics, _ = evaluate(accelerator.unwrap_model(model), tokenizer, task, val_subset, cfg, device)
+            metrics, _ = evaluate(accelerator.unwrap_model(model), tokenizer, task, val_subset, cfg, device, loss)
             window_start += time.perf_counter() - eval_start  # throughput counts training only
             log({"val/accuracy": metrics["accuracy"], "val/parse_rate": metrics["parse_rate"]}, step)
             result.history.append({"step": step, **metrics})

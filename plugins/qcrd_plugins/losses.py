@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from qcrd_bench.components import Loss, LossInputs, LossOutput
+from qcrd_bench.components import Example, Loss, LossInputs, LossOutput, Rationale, Task
 from qcrd_bench.errors import ConfigError
 from qcrd_bench.hookspecs import hookimpl
 
 
 class LabelCE(Loss):
     name = "label-ce"
-    description = "cross-entropy of the label from 'predict: x' (fine-tuning, standard distillation)"
+    description = "cross-entropy of the gold label from 'predict: x' (fine-tuning)"
 
     def __call__(self, inputs: LossInputs, params: dict[str, Any]) -> LossOutput:
         pred = inputs.label_nll.mean()
@@ -19,6 +20,55 @@ class LabelCE(Loss):
 
     def describe(self, params: dict[str, Any]) -> str:
         return "L_pred"
+
+
+class TeacherLabelCE(LabelCE):
+    """Standard distillation: the label target is the teacher's answer, not gold."""
+
+    name = "teacher-label-ce"
+    description = "cross-entropy of the teacher's answer from 'predict: x' (standard distillation)"
+
+    def label_target(self, example: Example, positives: list[Rationale], task: Task) -> str | None:
+        # The first positive with an answer: the teacher's one rationale under the `first`
+        # filter, the majority answer under `self-consistency`.  None: nothing to distil.
+        answer = next((r.answer for r in positives if r.answer is not None), None)
+        return None if answer is None else task.format_answer(answer)
+
+    def describe(self, params: dict[str, Any]) -> str:
+        return "L_pred[teacher label]"
+
+
+_COT_MARKER = "So the answer is"
+_COT_MARKER_RE = re.compile(re.escape(_COT_MARKER), re.IGNORECASE)  # WordPiece students decode lower case
+
+
+class CotCE(LabelCE):
+    """Single-task chain of thought: x -> "rationale So the answer is label", one target,
+    no task prefix; the answer is read after the last marker of the decoded output."""
+
+    name = "cot-ce"
+    description = "cross-entropy of 'rationale So the answer is label' from x (single-task chain of thought)"
+    predict_prefix = ""
+
+    def label_target(self, example: Example, positives: list[Rationale], task: Task) -> str | None:
+        # A question without a rationale keeps the bare marker and label rather than being
+        # dropped, so that every method trains on the same questions.
+        if not positives:
+            return f"{_COT_MARKER} {example.label}"
+        return f"{positives[0].text.strip()} {_COT_MARKER} {example.label}"
+
+    def answer_text(self, output: str) -> str | None:
+        marks = list(_COT_MARKER_RE.finditer(output))
+        if not marks:
+            return None  # no answer in the trained format: unparsed for the strict metric
+        answer = output[marks[-1].end():].strip()
+        return answer[:-1].rstrip() if answer.endswith(".") else answer
+
+    def max_new_tokens(self, cfg: dict) -> int:
+        return cfg["train"]["max_target_length"]  # the rationale comes first and needs room
+
+    def describe(self, params: dict[str, Any]) -> str:
+        return "L_pred[r ⊕ y]"
 
 
 class Dss(Loss):
@@ -89,5 +139,7 @@ class QcrdContrastive(Loss):
 @hookimpl
 def register_losses(register):
     register(LabelCE())
+    register(TeacherLabelCE())
+    register(CotCE())
     register(Dss())
     register(QcrdContrastive())

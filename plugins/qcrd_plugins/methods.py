@@ -19,6 +19,20 @@ FINETUNE = Method(
     loss="label-ce",
 )
 
+DISTILL = Method(
+    name="distill",
+    description="standard distillation: the teacher's answer instead of the gold label, no rationales",
+    teacher="dss-palm", positive_filter="first", negative_generator="none", discriminator="constant",
+    loss="teacher-label-ce",
+)
+
+COT = Method(
+    name="cot",
+    description="single-task chain of thought: x -> 'rationale So the answer is label', answer read after the marker",
+    teacher="dss-palm", positive_filter="first", negative_generator="none", discriminator="constant",
+    loss="cot-ce",
+)
+
 DSS = Method(
     name="dss",
     description="Distilling Step-by-Step: gold labels plus one teacher rationale per question (alpha = 0.5)",
@@ -65,5 +79,5 @@ VARIANTS = [
 
 @hookimpl
 def register_methods(register):
-    for method in (FINETUNE, DSS, QCRD, *VARIANTS):
+    for method in (FINETUNE, DISTILL, COT, DSS, QCRD, *VARIANTS):
         register(method)

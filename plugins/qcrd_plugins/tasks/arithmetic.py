@@ -4,8 +4,10 @@ ever read by :mod:`qcrd_bench.arith` (a bounded parser), never executed."""
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
+from decimal import Decimal
 from typing import Any
 
 from qcrd_bench import arith
@@ -77,6 +79,15 @@ class NumericTask(DatasetTask):
 
     def answers_match(self, predicted: Any, gold: Any) -> bool:
         return arith.numbers_equal(predicted, gold)
+
+    def format_answer(self, answer: Any) -> str:
+        """A number as a compact decimal the strict parser reads back (42.0 -> "42", 2.5 -> "2.5",
+        never an exponent); anything else as ``str``."""
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
+            return super().format_answer(answer)
+        # repr is the shortest text that round-trips the float; Decimal writes it without exponent.
+        text = format(Decimal(repr(float(answer))).normalize(), "f")
+        return "0" if text == "-0" else text
 
 
 # ---------------------------------------------------------------- SVAMP

@@ -156,6 +156,11 @@ class Cqa(DatasetTask):
         choices = example.answer.choices
         return flexible_choice(text, choices) if flexible else strict_choice(text, choices)
 
+    def format_answer(self, answer: Any) -> str:
+        """The choice text (what the gold labels are), for a Choice or a resolved text alike."""
+        text = _text_of(answer)
+        return text if text is not None else super().format_answer(answer)
+
     def answers_match(self, predicted: Any, gold: Any) -> bool:
         a, b = _text_of(predicted), _text_of(gold)
         return a is not None and b is not None and normalise(a) == normalise(b)
