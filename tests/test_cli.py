@@ -58,7 +58,7 @@ def test_dry_run_touches_nothing(tmp_path, monkeypatch):
 def test_unknown_method_lists_available(tracking_uri):
     result = invoke("run", "--method", "nosuch", "--task", "svamp", "--tracking-uri", tracking_uri)
     assert result.exit_code == 2
-    assert "error: unknown method 'nosuch'; available: dss, finetune" in result.output
+    assert "error: unknown method 'nosuch'; available: cot, distill, dss, finetune, qcrd" in result.output
     assert runs_in(tracking_uri) == []
 
 

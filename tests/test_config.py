@@ -57,7 +57,7 @@ def test_absurd_values_rejected(catalog, key, value, message):
 
 
 def test_unknown_method_task_preset(catalog):
-    with pytest.raises(PluginError, match=r"unknown method 'nosuch'; available: dss, finetune"):
+    with pytest.raises(PluginError, match=r"unknown method 'nosuch'; available: cot, distill, dss, finetune"):
         resolve(catalog, "nosuch", "svamp")
     with pytest.raises(PluginError, match="did you mean 'svamp'"):
         resolve(catalog, "dss", "svamp2")

@@ -49,10 +49,10 @@ def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: 
     client.log_batch(run_id, metrics=metrics, params=[Param("task.train_fraction", str(fraction)),
                                                       Param("seed", str(seed))])
     if qcrd:
-        with mlflow.start_run(run_id=run_id):
-            mlflow.log_table({"step": [1, 1, 51], "iteration": [0, 0, 1], "id": ["a", "b", "a"],
-                              "negative": ["x", "y", "z"], "score": [0.2, 0.35, 0.6]},
-                             artifact_file="negatives/scored_samples.json")
+        # Through the client: the fluent API would carry the active experiment of an earlier test.
+        client.log_table(run_id, {"step": [1, 1, 51], "iteration": [0, 0, 1], "id": ["a", "b", "a"],
+                                  "negative": ["x", "y", "z"], "score": [0.2, 0.35, 0.6]},
+                         artifact_file="negatives/scored_samples.json")
     client.set_terminated(run_id, "FINISHED", end_time=start + 1000)
     return run_id
 
@@ -74,7 +74,7 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)  # mlflow.log_table is fluent-only
+    mlflow.set_tracking_uri(uri)  # any fluent call in the helpers goes to this store, never ./mlflow.db
     try:
         demo = client.create_experiment("qcrd-bench/suite/demo")
         parent = _parent(client, demo, "demo", "")
