@@ -199,16 +199,18 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
                                   {"variants": ",".join(v.label for v in grid.variants), "tasks": ",".join(grid.tasks),
                                    "seeds": ",".join(map(str, grid.seeds)), "preset": grid.preset or "",
                                    "limit": grid.limit or 0})
-    done = parent.finished_children()
-    todo = [c for c in grid_cells if c.key not in done]
-    echo(f"parent run {parent.run_id} in {experiment}: {len(grid_cells) - len(todo)} of {len(grid_cells)} "
-         f"children already finished")
     try:
+        done = parent.finished_children()
+        todo = [c for c in grid_cells if c.key not in done]
+        echo(f"parent run {parent.run_id} in {experiment}: {len(grid_cells) - len(todo)} of {len(grid_cells)} "
+             f"children already finished")
         if workers > 1 and len(todo) > 1:
             failed = Workers(grid, uri, experiment, parent.run_id, workers, plugins_dir, echo).run(todo)
         else:
             failed = _run_here(catalog, todo, uri, experiment, parent.run_id, echo)
-        aggregates = aggregate(parent.children())
+        # Only this grid's cells: children of an older version (another config hash) stay out.
+        keys = {c.key for c in grid_cells}
+        aggregates = aggregate([r for r in parent.children() if r.data.tags.get("qcrd.child_key") in keys])
         parent.log_metrics(aggregates)
     except BaseException as exc:
         parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -228,9 +230,9 @@ def _run_here(catalog: Catalog, todo: list[Cell], uri: str, experiment: str, par
         tags = {"mlflow.parentRunId": parent_id, "qcrd.variant": cell.variant.label, "qcrd.child_key": cell.key}
         try:
             execute(catalog, cell.config, uri, experiment, extra_tags=tags)
-        except QcrdError as exc:  # one bad cell does not stop the sweep; the parent ends FAILED
+        except Exception as exc:  # one failing cell does not stop the sweep; the parent ends FAILED
             failed.append(cell.key)
-            echo(f"  failed: {exc}")
+            echo(f"  failed: {exc if isinstance(exc, QcrdError) else f'{type(exc).__name__}: {exc}'}")
     return failed
 
 
@@ -245,6 +247,7 @@ class Workers:
         self.plugins_dir, self.echo = plugins_dir, echo
         self.threads = max(1, (os.cpu_count() or 1) // n)
         self._procs: list[subprocess.Popen] = []
+        self._stopping = False
         self._lock = threading.Lock()
 
     def run(self, todo: list[Cell]) -> list[str]:
@@ -253,12 +256,15 @@ class Workers:
         with tracking.local_server(self.uri) as uri, tempfile.TemporaryDirectory() as tmp:
             self.echo(f"{self.n} workers, {self.threads} torch thread(s) each, store served at {uri}")
             jobs = [(number, cell, uri, Path(tmp)) for number, cell in enumerate(todo, 1)]
+            pool = ThreadPoolExecutor(self.n)
             try:
-                with ThreadPoolExecutor(self.n) as pool:
-                    outcomes = list(pool.map(lambda job: self._child(*job, total=len(todo)), jobs))
+                outcomes = list(pool.map(lambda job: self._child(*job, total=len(todo)), jobs))
             except BaseException:
+                # Stop the children first: shutting the pool down waits for them to finish.
                 self._stop_all()
                 raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         return [key for key in outcomes if key]
 
     def _child(self, number: int, cell: Cell, uri: str, tmp: Path, total: int) -> str | None:
@@ -274,6 +280,8 @@ class Workers:
         command += ["--limit", str(self.grid.limit)] if self.grid.limit else []
         command += ["--plugins-dir", self.plugins_dir] if self.plugins_dir else []
         with self._lock:
+            if self._stopping:
+                return cell.key
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self._procs.append(proc)
         out, err = proc.communicate()
@@ -288,6 +296,7 @@ class Workers:
     def _stop_all(self) -> None:
         """Ctrl-C or SIGTERM: stop the children too (each ends its run KILLED)."""
         with self._lock:
+            self._stopping = True
             for proc in self._procs:
                 if proc.poll() is None:
                     proc.terminate()

@@ -103,7 +103,9 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     if dry_run:
-        click.echo(dumps(plan(config)))
+        from .tracking import scrub
+
+        click.echo(dumps(scrub(plan(config))))
         return
 
     import signal
@@ -133,7 +135,7 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
 @click.option("--suite", help="A suite: benchmarks/suites/<NAME>.yaml, or a path to one.")
 @click.option("--method", "-m", help="Comma-separated methods or variants, e.g. dss,qcrd (instead of --suite).")
 @click.option("--task", "-t", help="Comma-separated tasks (with --method; default: svamp).")
-@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--seeds", help="Comma-separated seeds (default: the suite's, else 0,1,2).")
 @click.option("--teacher", help="Teacher for every variant (NAME or file:PATH); default: each method's.")
 @click.option("--vary", multiple=True, metavar="KEY=V1,V2",
               help="Sweep a setting: one variant per value, crossed with the others (repeatable).")
@@ -173,11 +175,11 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
     try:
         if bool(suite) == bool(method):
             raise Failure("give either --suite NAME or --method M1,M2 (see qcrd-bench ablate --help)")
-        seed_list = _int_list("--seeds", seeds)
+        seed_list = _int_list("--seeds", seeds) if seeds else None
         common = dict(parse_set(item) for item in sets)
         if suite:
             grid = load_suite(suite)
-            grid.seeds = seed_list if seeds != "0,1,2" else grid.seeds
+            grid.seeds = seed_list or grid.seeds
             grid.sets.update(common)
             grid.preset = preset or grid.preset
             grid.limit = limit or grid.limit
@@ -185,7 +187,7 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
                 raise Failure("--vary, --teacher and --task apply to --method grids; edit the suite file instead")
         else:
             grid = Grid(variants=variants_from(_names(method), teacher, list(vary)), tasks=_names(task or "svamp"),
-                        seeds=seed_list, preset=preset, limit=limit, sets=common)
+                        seeds=seed_list or [0, 1, 2], preset=preset, limit=limit, sets=common)
         grid_cells = cells(catalog, grid)
         experiment = experiment or (f"qcrd-bench/suite/{grid.suite}" if grid.suite else "qcrd-bench/ablate")
         if dry_run:
@@ -286,7 +288,7 @@ def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri
     """
     from pathlib import Path
 
-    from .config import parse_set, resolve_teach
+    from .config import parse_set, resolve_teach, teacher_choice
     from .errors import QcrdError
     from .runner import dumps
     from .teach import teach as run_teach
@@ -298,7 +300,9 @@ def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri
         for key, value in (("teacher.samples", samples), ("teacher.temperature", temperature), ("limit", limit)):
             if value is not None:
                 layer[key] = value
-        config = resolve_teach(catalog, task, teacher, layer)
+        choice = teacher_choice(teacher)
+        layer.update({k: v for k, v in choice.items() if k != "teacher.name"})
+        config = resolve_teach(catalog, task, choice["teacher.name"], layer)
         summary = run_teach(catalog, config, resolve_uri(tracking_uri), Path(output) if output else None, experiment)
     except QcrdError as exc:
         raise Failure(str(exc)) from None

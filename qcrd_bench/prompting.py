@@ -5,7 +5,9 @@ read from the cache, so an interrupted teacher resumes where it stopped and a se
 run with the same prompt, model and sampling asks for nothing.
 
 Cache key of a question: sha256 of (prompt-template sha256, question text, model,
-sampling parameters); a sample is (key, sample index).  The cache is one SQLite file
+sampling parameters); a sample is (key, sample index).  An endpoint's URL is not part
+of it, so a local server restarted on another port keeps its cache: give different
+weights different model names, or separate caches (``teacher.cache``).  The cache is one SQLite file
 in WAL mode: each sample is its own committed transaction (a killed process never
 leaves a truncated record) and concurrent runs share it safely.
 """

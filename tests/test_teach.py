@@ -32,8 +32,10 @@ def test_mcckd_majority_vote_beats_single_samples(mirror, tracking_uri, tmp_path
 
 
 def test_file_teacher_reads_a_set_back(mirror, catalog, tmp_path):
-    CliRunner().invoke(main, ["teach", "-t", "svamp", "--teacher", "mcc-kd", "--limit", "30", "--samples", "3",
-                              "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", "-o", str(tmp_path / "s.jsonl")])
+    taught = CliRunner().invoke(main, ["teach", "-t", "svamp", "--teacher", "mcc-kd", "--limit", "30", "--samples",
+                                       "3", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
+                                       "-o", str(tmp_path / "s.jsonl")])
+    assert taught.exit_code == 0, taught.output
     task = catalog.tasks.get("svamp")
     data = task.load({})
     direct = catalog.teachers.get("mcc-kd").rationales(task, data, {"samples": 3})
@@ -45,15 +47,22 @@ def test_file_teacher_reads_a_set_back(mirror, catalog, tmp_path):
 
 def test_run_with_a_file_teacher_records_the_set(mirror, tracking_uri, tmp_path):
     runner = CliRunner()
-    runner.invoke(main, ["teach", "-t", "svamp", "--teacher", "mcc-kd", "--limit", "12", "--tracking-uri", tracking_uri,
-                         "-o", str(tmp_path / "s.jsonl")])
+    taught = runner.invoke(main, ["teach", "-t", "svamp", "--teacher", "mcc-kd", "--limit", "12", "--tracking-uri",
+                                  tracking_uri, "-o", str(tmp_path / "s.jsonl"), "--json"])
+    assert taught.exit_code == 0, taught.output
     result = runner.invoke(main, ["run", "-m", "dss", "-t", "svamp", "--teacher", f"file:{tmp_path / 's.jsonl'}",
                                   "--preset", "smoke", "--limit", "12", "--set", "train.steps=2",
                                   "--set", "train.threads=1", "--tracking-uri", tracking_uri])
     assert result.exit_code == 0, result.output
     run = next(r for r in runs_in(tracking_uri) if r.data.tags.get("qcrd.kind") != "teach")
     assert run.data.tags["qcrd.teacher"] == "file" and run.data.params["teacher.path"] == str(tmp_path / "s.jsonl")
-    assert len(run.data.tags["qcrd.rationales_sha256"]) == 64
+    # The run trained on exactly the set teach wrote: the same content checksum.
+    assert run.data.tags["qcrd.rationales_sha256"] == json.loads(taught.stdout)["checksum"]
+    # teach reads a set back too (file:PATH), giving the same content.
+    again = runner.invoke(main, ["teach", "-t", "svamp", "--teacher", f"file:{tmp_path / 's.jsonl'}", "--limit", "12",
+                                 "--tracking-uri", tracking_uri, "-o", str(tmp_path / "copy.jsonl"), "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["checksum"] == json.loads(taught.stdout)["checksum"]
 
 
 def test_set_for_another_task_is_refused(mirror, catalog, tmp_path):

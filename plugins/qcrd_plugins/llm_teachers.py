@@ -69,7 +69,11 @@ class OpenAITeacher(PromptedTeacher):
                                timeout=params["timeout"])
         caller = _Caller(client, params, store, secret=key)
         with ThreadPoolExecutor(max_workers=params["concurrency"]) as pool:
-            list(pool.map(caller.run, jobs))
+            try:
+                list(pool.map(caller.run, jobs))
+            except BaseException:  # Ctrl-C: no job starts or keeps retrying; what arrived is cached
+                caller.stop.set()
+                raise
         if caller.failure is not None:
             raise caller.failure
 
@@ -81,21 +85,23 @@ class _Caller:
         self.client, self.params, self.store, self.secret = client, params, store, secret
         self.deadline = time.monotonic() + params["retry_budget_s"]
         self.failure: TeacherError | None = None
+        self.stop = threading.Event()  # set on the first hard failure: waiting jobs give up too
         self._lock = threading.Lock()
 
     def run(self, job: Job) -> None:
-        if self.failure is not None:
+        if self.stop.is_set():
             return
         try:
             self._run(job)
         except TeacherError as exc:
             with self._lock:
                 self.failure = self.failure or exc
+            self.stop.set()
 
     def _run(self, job: Job) -> None:
         missing, attempt = list(job.indices), 0
         per_request = self.params["samples_per_request"] or len(missing)
-        while missing:
+        while missing and not self.stop.is_set():
             n = min(per_request, len(missing))
             try:
                 texts = self._request(job, n, seed=job.seed + (missing[0] - job.indices[0]))
@@ -154,7 +160,7 @@ class _Caller:
                 f"(teacher.max_retries={self.params['max_retries']}, teacher.retry_budget_s="
                 f"{self.params['retry_budget_s']}); last: {exc}; samples already received are cached, "
                 "re-run to resume"))
-        time.sleep(wait)
+        self.stop.wait(wait)  # returns early when another question has failed
 
     def _clean(self, message: str) -> str:
         return message.replace(self.secret, "***") if self.secret else message
