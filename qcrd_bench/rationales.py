@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from .components import Example, Rationale, Task
 from .errors import InputFileError
+from .readers import json_lines
 
 FORMAT = "qcrd-bench/rationale-set"
 VERSION = 1
@@ -142,25 +143,18 @@ def write_set(path: Path, header: dict[str, Any], examples: list[Example], ratio
 def read_set(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(header, rows) of a rationale-set file, each line checked; errors name file and line."""
     path = Path(path)
-    try:
-        # split("\n"), not splitlines(): a rationale may hold U+2028, which JSON leaves raw.
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: cannot read rationale set: {exc}") from None
-    if not lines[0].strip():
+    lines = json_lines(path)
+    if not lines:
         raise InputFileError(f"{path}: empty file, expected a rationale set (header line first)")
-    header = _json_line(path, 1, lines[0])
-    if header.get("format") != FORMAT:
-        raise InputFileError(f"{path}:1: not a rationale set (header 'format' must be {FORMAT!r})")
+    (first, header), rows = lines[0], []
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise InputFileError(f"{path}:{first}: not a rationale set (header 'format' must be {FORMAT!r})")
     if header.get("version") != VERSION:
-        raise InputFileError(f"{path}:1: rationale-set version {header.get('version')!r}; this qcrd-bench reads "
-                             f"version {VERSION}")
-    rows = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        row = _json_line(path, lineno, line)
-        if not isinstance(row.get("input"), str) or not isinstance(row.get("samples"), list):
+        raise InputFileError(f"{path}:{first}: rationale-set version {header.get('version')!r}; this qcrd-bench "
+                             f"reads version {VERSION}")
+    for lineno, row in lines[1:]:
+        if not isinstance(row, dict) or not isinstance(row.get("input"), str) or \
+                not isinstance(row.get("samples"), list):
             raise InputFileError(f"{path}:{lineno}: a question needs 'input' (string) and 'samples' (list)")
         for sample in row["samples"]:
             if not isinstance(sample, dict) or not isinstance(sample.get("text"), str) or \
@@ -169,13 +163,3 @@ def read_set(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                                      "(string or null)")
         rows.append(row)
     return header, rows
-
-
-def _json_line(path: Path, lineno: int, line: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise InputFileError(f"{path}:{lineno}: expected a JSON object")
-    return value

@@ -19,16 +19,24 @@ def _text(path: Path) -> str:
         raise InputFileError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """JSON Lines as a list of objects; each must hold the ``required`` fields."""
-    rows = []
-    for number, line in enumerate(_text(path).splitlines(), start=1):
+def json_lines(path: Path) -> list[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON Lines file.  Lines end at
+    "\n" only: str.splitlines would also cut at U+2028, which JSON leaves raw in strings."""
+    values = []
+    for number, line in enumerate(_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            values.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise InputFileError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    return values
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """JSON Lines as a list of objects; each must hold the ``required`` fields."""
+    rows = []
+    for number, row in json_lines(path):
         _check_row(row, required, f"{path}:{number}")
         rows.append(row)
     if not rows:

@@ -124,3 +124,15 @@ def test_teach_rejects_bad_options(mirror, tmp_path, args, message):
     result = CliRunner().invoke(main, ["teach", "-t", "svamp", *args, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "m.db").exists()
+
+
+def test_line_separators_inside_json_strings_do_not_split_lines(tmp_path):
+    """JSON leaves U+2028 raw in strings; a reader splitting with str.splitlines broke on it."""
+    from qcrd_bench.readers import read_jsonl
+
+    example = Example("train-0", "q", "1", 1.0, ("train", 0))
+    path = write_set(tmp_path / "s.jsonl", {"task": "svamp"}, [example],
+                     {"train-0": [Rationale("first\u2028second", 1.0)]})
+    assert read_set(path)[1][0]["samples"][0]["text"] == "first\u2028second"
+    (tmp_path / "d.jsonl").write_text(json.dumps({"input": "a\u2028b"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_jsonl(tmp_path / "d.jsonl") == [{"input": "a\u2028b"}]
