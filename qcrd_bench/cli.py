@@ -239,21 +239,22 @@ def ui(tracking_uri, host, port):
       qcrd-bench ui --port 5001
     """
     import os
-    import subprocess
 
+    from .errors import QcrdError
+    from .tracking import server_command
     from .tracking import tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         raise Failure(f"--tracking-uri {uri}: that is already a server; open it in a browser")
-    click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", "1"]
     try:
-        raise SystemExit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        pass
+        command, env = server_command(uri, host, port)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
+    sys.stdout.flush()
+    # Become the server: a signal to this process (Ctrl-C, SIGTERM) then reaches it directly.
+    os.execve(command[0], command, env)
 
 
 @main.command(context_settings=CONTEXT)

@@ -280,6 +280,22 @@ def _stored(run) -> StoredRun:
                      run.info.start_time or 0, dict(run.data.tags), dict(run.data.params), dict(run.data.metrics))
 
 
+def server_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of an MLflow server over ``uri`` (one worker; the job
+    runner, which needs extra services, off).  A missing SQLite store is an error, not a
+    new empty one."""
+    import sys
+
+    from .errors import ConfigError
+
+    path = _sqlite_path(uri)
+    if path is not None and not path.exists():
+        raise ConfigError(f"--tracking-uri {uri!r}: no tracking store there ({path} does not exist)")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--workers", "1"]
+    return command, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextlib.contextmanager
 def local_server(uri: str, timeout_s: float = 120.0) -> Iterator[str]:
     """A tracking server on 127.0.0.1 over a SQLite store, for the duration (several
@@ -300,10 +316,8 @@ def local_server(uri: str, timeout_s: float = 120.0) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = tempfile.TemporaryFile()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
-                               "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=log, stderr=log, env=env, start_new_session=True)
+    command, env = server_command(uri, "127.0.0.1", port)
+    server = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -47,3 +47,13 @@ def test_ui_serves_the_store_on_localhost(tmp_path):
         proc.wait(timeout=30)
     first_line = proc.stdout.read().decode().splitlines()[0]
     assert first_line.startswith(f"MLflow UI for {uri} at http://127.0.0.1:{port}")
+
+
+def test_ui_refuses_a_missing_store(tmp_path):
+    from click.testing import CliRunner
+
+    from qcrd_bench.cli import main
+
+    result = CliRunner().invoke(main, ["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "none.db").exists()
