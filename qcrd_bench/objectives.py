@@ -13,7 +13,9 @@ import torch.nn.functional as F
 def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Token-mean cross-entropy of each sequence: logits [N, T, V], labels [N, T]
     with -100 on padding -> [N].  This is l(x, r) of the QCRD paper."""
-    token_nll = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
+    # Flat [N·T, V] rows: the same values as the [N, V, T] layout, and much faster on CPU.
+    token_nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                ignore_index=-100, reduction="none").view(labels.shape)
     mask = (labels != -100).float()
     return (token_nll * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 

@@ -53,3 +53,27 @@ def test_gradients_flow_to_both_terms_only_by_weight():
 def test_label_ce_ignores_rationales():
     out = LabelCE()(LossInputs(torch.tensor([1.0, 2.0])), {})
     assert out.total == pytest.approx(1.5) and set(out.terms) == {"loss_pred"}
+
+
+def test_sequence_nll_matches_the_transposed_layout_and_the_models_own_loss():
+    """The flat cross-entropy and teacher forcing by decoder_input_ids are speed changes
+    only: the same per-sequence NLL as the [N, V, T] layout and as the model's labels path."""
+    import torch.nn.functional as F
+
+    from qcrd_bench.students import t5_from_config
+    from qcrd_bench.training import nll
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11)
+    labels = torch.tensor([[1, 2, 3, -100, -100], [4, 5, 6, 7, 8], [9, -100, -100, -100, -100]])
+    old = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+    mask = (labels != -100).float()
+    assert torch.allclose(sequence_nll(logits, labels), (old * mask).sum(1) / mask.sum(1), atol=1e-6)
+
+    student = t5_from_config("t5-tiny", ["tom has 3 apples", "so 3 + 4 = 7"] * 4, seed=0, vocab_size=300)
+    student.model.eval()  # no dropout: the two paths must see the same network
+    inputs, targets = [[5, 6, 7, 1], [8, 9, 1]], [[10, 11, 1], [12, 1]]
+    ours = nll(student.model, inputs, targets, student.tokenizer.pad_token_id, torch.device("cpu"))
+    for row, (x, y) in enumerate(zip(inputs, targets)):
+        out = student.model(input_ids=torch.tensor([x]), labels=torch.tensor([y]))
+        assert torch.allclose(ours[row], out.loss, atol=1e-5)
