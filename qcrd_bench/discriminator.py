@@ -69,7 +69,8 @@ class DiscriminatorSession:
         """Scores [N] of the pairs (inputs[i], rationales[i]), differentiable w.r.t. the judge.
 
         The judge reads a rationale as the student learns it: its first
-        ``rationale_tokens`` tokens (default: the student's train.max_target_length).
+        ``rationale_tokens`` tokens of the judge's tokenizer (default: the student's
+        train.max_target_length; the same tokens when the judge is a copy of the student's encoder).
         Pairs are scored in length-sorted chunks, so a long pair pads only its neighbours."""
         if not rationales:
             return torch.zeros(0, device=self.context.device)

@@ -24,9 +24,9 @@ class EncoderMaxPool(Discriminator):
                    "positives vs negatives, then updated online by L_D")
     # encoder: student (a copy of the student's encoder) | minilm | a hub name or directory
     # (the paper uses the T5-base encoder).  loss: eq2 (Eq. 2 as printed) | infonce | bce.
-    # rationale_tokens: how much of a rationale the judge reads (0: the student's
-    # train.max_target_length, what the student learns); score_batch_size: pairs per
-    # length-sorted forward chunk (speed only).
+    # rationale_tokens: how much of a rationale the judge reads, in the judge's own tokens
+    # (0: train.max_target_length, what the student learns when the judge shares its
+    # tokenizer); score_batch_size: pairs per length-sorted forward chunk (speed only).
     defaults = {"encoder": "student", "loss": "eq2", "pretrain_steps": 500, "lr": 5e-5, "batch_size": 16,
                 "max_length": 256, "rationale_tokens": 0, "score_batch_size": 32}
 
