@@ -124,7 +124,7 @@ def cells(catalog: Catalog, grid: Grid) -> list[Cell]:
     for variant in grid.variants:
         for task in grid.tasks:
             for seed in grid.seeds:
-                layer = {**grid.sets, **dict(variant.sets), "seed": seed}
+                layer = {**cell_settings(grid, variant), "seed": seed}
                 if grid.limit:
                     layer["limit"] = grid.limit
                 try:
@@ -133,6 +133,11 @@ def cells(catalog: Catalog, grid: Grid) -> list[Cell]:
                     raise ConfigError(f"variant {variant.label!r} on {task}: {exc}") from None
                 out.append(Cell(variant, task, seed, config))
     return out
+
+
+def cell_settings(grid: Grid, variant: Variant) -> dict[str, Any]:
+    """The config keys a cell sets besides method, task, preset, seed and limit."""
+    return {**grid.sets, **dict(variant.sets)}
 
 
 def load_suite(name: str) -> Grid:
@@ -245,7 +250,8 @@ class Workers:
                  echo: Callable[[str], None]):
         self.grid, self.uri, self.experiment, self.parent_id, self.n = grid, uri, experiment, parent_id, n
         self.plugins_dir, self.echo = plugins_dir, echo
-        self.threads = max(1, (os.cpu_count() or 1) // n)
+        # Split the cores among the workers, unless the grid sets the threads itself.
+        self.threads = int(grid.sets.get("train.threads") or max(1, (os.cpu_count() or 1) // n))
         self._procs: list[subprocess.Popen] = []
         self._stopping = False
         self._lock = threading.Lock()
@@ -269,7 +275,7 @@ class Workers:
 
     def _child(self, number: int, cell: Cell, uri: str, tmp: Path, total: int) -> str | None:
         """Run one cell in a process; returns its key when it failed."""
-        settings = {**self.grid.sets, **dict(cell.variant.sets), "train.threads": self.threads}
+        settings = {**cell_settings(self.grid, cell.variant), "train.threads": self.threads}
         config_file = tmp / f"cell{number}.json"
         config_file.write_text(json.dumps(settings))
         command = [sys.executable, "-m", "qcrd_bench.cli", "run", "-m", cell.variant.method, "-t", cell.task,
