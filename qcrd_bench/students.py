@@ -195,7 +195,7 @@ def minilm_path() -> str:
 
 def from_pretrained(name_or_path: str) -> Student:
     """Load a seq2seq student from a hub name or a local directory."""
-    model, tokenizer = _load(AutoModelForSeq2SeqLM, name_or_path)
+    model, tokenizer = load_pretrained(AutoModelForSeq2SeqLM, name_or_path)
     info = dict(kind="pretrained", source=name_or_path, **_describe(model, tokenizer))
     return Student(model=model, tokenizer=tokenizer, info=info)
 
@@ -203,42 +203,51 @@ def from_pretrained(name_or_path: str) -> Student:
 def from_pretrained_encoder(name_or_path: str):
     """(encoder, tokenizer) from a hub name or directory: the encoder half of an
     encoder-decoder (the paper's T5-base encoder), or an encoder-only model."""
-    model, tokenizer = _load(AutoModel, name_or_path)
+    model, tokenizer = load_pretrained(AutoModel, name_or_path)
     if getattr(model.config, "is_encoder_decoder", False):
         model = model.get_encoder()
     return model, tokenizer
 
 
-def _load(auto_class, name_or_path: str):
-    """(model, tokenizer) through ``auto_class.from_pretrained``, failing fast and clearly offline."""
-    local = Path(name_or_path).expanduser()
+def pretrained_source(name: str, error: type[QcrdError] = None, label: str = "student") -> str:
+    """What from_pretrained gets: a local directory (checked for weights) or a hub id.
+    ``label`` names what is loaded in messages ("student", "teacher.model")."""
+    error = error or StudentError
+    prefix = "" if label == "student" else f"{label}: "
+    local = Path(name).expanduser()
     if local.is_dir():
         if not any((local / f).is_file() for f in _WEIGHT_FILES):
-            raise StudentError(f"{local} has no model weights (expected one of {', '.join(_WEIGHT_FILES)})")
-        source = str(local)
-    elif name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+            raise error(f"{prefix}{local} has no model weights (expected one of {', '.join(_WEIGHT_FILES)})")
+        return str(local)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
         # Hub ids are "name" or "org/name": anything else was meant as a path.
-        raise StudentError(f"no such student directory: {name_or_path}")
-    else:
-        source = name_or_path
+        raise error(f"{prefix}no such {'student' if label == 'student' else 'model'} directory: {name}")
+    return name
 
+
+def load_pretrained(auto_class, name: str, error: type[QcrdError] = None, label: str = "student",
+                    offline_remedy: str = "use a local directory or a config-built student (t5-tiny, t5-mini, "
+                                          "minilm), which work offline", **model_kwargs):
+    """(model, tokenizer) through ``auto_class.from_pretrained``, failing fast and clearly
+    offline; errors are ``error`` (default StudentError) and name ``label``."""
+    error = error or StudentError
+    prefix = "" if label == "student" else f"{label}: "
+    source = pretrained_source(name, error, label)
     # Decide offline-ness at call time: huggingface_hub reads HF_HUB_OFFLINE at
     # import, and without local_files_only a miss can mean network retries.
     offline = _hub_offline()
     try:
         with _quiet():
-            model = auto_class.from_pretrained(source, local_files_only=offline)
+            model = auto_class.from_pretrained(source, local_files_only=offline, **model_kwargs)
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
-    except (OSError, ValueError) as err:
-        if source != name_or_path:  # a local directory: the cause is in the files
-            raise StudentError(f"cannot load student from {source}: {_first_line(err)}") from err
+    except (OSError, ValueError, ImportError) as err:
+        if source != name:  # a local directory: the cause is in the files
+            what = "student" if label == "student" else "a model"
+            raise error(f"{prefix}cannot load {what} from {source}: {_first_line(err)}") from err
         if offline:
-            raise StudentError(
-                f"cannot load {name_or_path!r}: the Hugging Face hub is unreachable (offline, HF_HUB_OFFLINE=1) "
-                "and the model is not in the local cache; use a local directory or a config-built student "
-                "(t5-tiny, t5-mini, minilm), which work offline"
-            ) from err
-        raise StudentError(f"cannot load {name_or_path!r} from the Hugging Face hub: {_first_line(err)}") from err
+            raise error(f"{prefix}cannot load {name!r}: the Hugging Face hub is unreachable (offline, "
+                        f"HF_HUB_OFFLINE=1) and the model is not in the local cache; {offline_remedy}") from err
+        raise error(f"{prefix}cannot load {name!r} from the Hugging Face hub: {_first_line(err)}") from err
     return model, tokenizer
 
 

@@ -31,9 +31,6 @@ from qcrd_bench.prompting import Job, PromptedTeacher, Sample, Store, TeacherErr
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-# Weight files that make a directory loadable by from_pretrained (as for students).
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
 
 
 class HFTeacher(PromptedTeacher):
@@ -84,16 +81,9 @@ class HFTeacher(PromptedTeacher):
 
 def model_source(name: str) -> str:
     """What from_pretrained gets: a local directory (checked for weights) or a hub id."""
-    local = Path(name).expanduser()
-    if local.is_dir():
-        if not any((local / f).is_file() for f in WEIGHT_FILES):
-            raise ConfigError(f"teacher.model: {local} has no model weights "
-                              f"(expected one of {', '.join(WEIGHT_FILES)})")
-        return str(local)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        # Hub ids are "name" or "org/name": anything else was meant as a path.
-        raise ConfigError(f"teacher.model: no such model directory: {name}")
-    return name
+    from qcrd_bench.students import pretrained_source
+
+    return pretrained_source(name, ConfigError, "teacher.model")
 
 
 def model_key(name: str) -> str:
@@ -122,26 +112,12 @@ def resolve_device(params: dict[str, Any]) -> tuple[str, str]:
 def load(name: str, device: str, dtype: str):
     """(model, tokenizer) ready for batched sampling, failing fast and clearly offline."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from qcrd_bench.students import _first_line, _hub_offline, _quiet
+    from qcrd_bench.students import load_pretrained
 
-    source = model_source(name)
-    # Decided at call time: huggingface_hub reads HF_HUB_OFFLINE at import, and without
-    # local_files_only a missing model means network retries.
-    offline = _hub_offline()
-    try:
-        with _quiet():
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
-            model = AutoModelForCausalLM.from_pretrained(source, local_files_only=offline, dtype=getattr(torch, dtype))
-    except (OSError, ValueError, ImportError) as err:
-        if Path(source).is_dir():  # a local directory: the cause is in its files
-            raise ConfigError(f"teacher.model: cannot load a causal LM from {source}: {_first_line(err)}") from err
-        if offline:
-            raise ConfigError(
-                f"teacher.model: cannot load {name!r}: the Hugging Face hub is unreachable (offline, "
-                "HF_HUB_OFFLINE=1) and the model is not in the local cache; use a local directory") from err
-        raise ConfigError(f"teacher.model: cannot load {name!r} from the Hugging Face hub: {_first_line(err)}") from err
+    model, tokenizer = load_pretrained(AutoModelForCausalLM, name, ConfigError, "teacher.model",
+                                       offline_remedy="use a local directory", dtype=getattr(torch, dtype))
     # Decoder-only batches are padded on the left, so every prompt ends where generation starts.
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
