@@ -10,10 +10,12 @@ the store, except the paper's, which come from :mod:`qcrd_bench.paper` (METHOD.m
 from __future__ import annotations
 
 import csv
+import os
 import math
 import re
 import shlex
 import statistics
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -124,21 +126,36 @@ def make_report(*, experiment: str | None = None, run_id: str | None = None, sui
     chosen, why = choose_baseline(baseline, selection.parent, groups)
     report = Report(selection, groups, replaced, chosen, why, differences(groups, chosen) if chosen else [])
     folder = Path(out) if out else Path("reports") / selection.name
+    _check_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:
-        (folder / name).unlink(missing_ok=True)
-    report.plots = make_plots(store, groups, folder)
     command = command_line(experiment=experiment, run_id=run_id, suite=suite, baseline=baseline, out=out,
                            include_smoke=include_smoke, uri_option=uri_option)
-    (folder / "README.md").write_text(markdown(report, command, uri), encoding="utf-8")
-    write_results_csv(groups, folder / "results.csv")
-    write_differences_csv(report.differences, folder / "differences.csv")
+    # Everything is written beside the folder first and moved in at the end, so a failure
+    # leaves the previous report whole rather than half replaced.
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as tmp:
+        stage = Path(tmp)
+        report.plots = make_plots(store, groups, stage)
+        (stage / "README.md").write_text(markdown(report, command, uri), encoding="utf-8")
+        write_results_csv(groups, stage / "results.csv")
+        write_differences_csv(report.differences, stage / "differences.csv")
+        for name in OUTPUTS:
+            (folder / name).unlink(missing_ok=True)
+        for made in stage.iterdir():
+            os.replace(made, folder / made.name)
     logged_to = None
     if selection.parent is not None:
         store.log_files(selection.parent.run_id, [folder / n for n in OUTPUTS if (folder / n).exists()], "report")
         logged_to = selection.parent.run_id
     return {"out": folder, "groups": len(groups), "runs": sum(len(g.runs) for g in groups),
             "plots": [p.file for p in report.plots if p.file], "logged_to": logged_to}
+
+
+def _check_folder(folder: Path) -> None:
+    """Refuse to overwrite a README.md that a report did not write (e.g. --out .)."""
+    readme = folder / "README.md"
+    if readme.is_file() and not readme.read_text(encoding="utf-8", errors="replace").startswith("# Report: "):
+        raise ConfigError(f"--out {folder}: it holds a README.md that is not a qcrd-bench report; "
+                          "choose another folder")
 
 
 def command_line(*, experiment, run_id, suite, baseline, out, include_smoke, uri_option) -> str:

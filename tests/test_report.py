@@ -248,3 +248,12 @@ def test_unreadable_scores_are_noted(tmp_path):
     plot = plot_score_densities(Unreachable(), [Group("qcrd", "svamp", "h", [run])], tmp_path)
     assert plot.file is None
     assert "could not read `negatives/scored_samples.json` of `qcrd-svamp-s0` (tracking store" in plot.note
+
+
+def test_report_refuses_a_folder_with_a_foreign_readme(store, tmp_path):
+    (tmp_path / "README.md").write_text("# My project\n")
+    result = CliRunner().invoke(main, ["report", "--run", store["parent"], "--out", str(tmp_path),
+                                       "--tracking-uri", store["uri"]])
+    assert result.exit_code == 2 and "not a qcrd-bench report" in result.output
+    assert (tmp_path / "README.md").read_text() == "# My project\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
