@@ -58,6 +58,26 @@ class TrackedRun:
 
 
 @contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite store (``<file>.lock``) while a process
+    creates its tables or an experiment: runs started at once on a new store otherwise
+    race in MLflow's schema migration ("duplicate column name")."""
+    import fcntl
+
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
              params: dict[str, Any]) -> Iterator[TrackedRun]:
     """Start a run, yield it, and end it FINISHED, FAILED or KILLED."""
@@ -66,8 +86,9 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
     from .errors import ConfigError
 
     try:
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(experiment)
+        with store_lock(uri):
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_experiment(experiment)
     except mlflow.exceptions.MlflowException as exc:
         raise ConfigError(f"tracking store {uri!r}, experiment {experiment!r}: {str(exc).splitlines()[0]}") from None
     run = mlflow.start_run(run_name=run_name, tags={k: str(v) for k, v in tags.items()})
@@ -155,8 +176,9 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, Any], 
 
     client = mlflow.MlflowClient(uri)
     try:
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        with store_lock(uri):
+            found = client.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found else client.create_experiment(experiment)
         previous = client.search_runs([experiment_id], f"tags.`qcrd.grid_key` = '{tags['qcrd.grid_key']}'",
                                       order_by=["attributes.start_time DESC"], max_results=1)
     except mlflow.exceptions.MlflowException as exc:

@@ -1,0 +1,48 @@
+"""Several processes on one SQLite store and one generation cache at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import runs_in
+from fake_openai import FakeOpenAI
+from qcrd_bench.rationales import read_set
+
+
+def test_runs_started_together_on_a_new_store_all_land(mirror, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # does not exist yet: the schema is created by the racers
+    procs = [subprocess.Popen([sys.executable, "-m", "qcrd_bench.cli", "run", "-m", "finetune", "-t", "svamp",
+                               "--preset", "smoke", "--limit", "8", "--seed", str(seed), "--set", "train.steps=3",
+                               "--set", "train.log_every=1", "--set", "train.threads=1",
+                               "--set", "eval.max_new_tokens=4", "--tracking-uri", uri],
+                              cwd=tmp_path, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for seed in range(3)]
+    outputs = [p.communicate(timeout=600)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    runs = runs_in(uri)
+    assert sorted(r.data.tags["qcrd.seed"] for r in runs) == ["0", "1", "2"]
+    assert all(r.info.status == "FINISHED" and "train/loss" in r.data.metrics for r in runs)
+
+
+def test_two_teach_processes_share_one_cache(mirror, tmp_path, monkeypatch):
+    """Concurrent writers neither duplicate nor corrupt the cache, and both sets are whole."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    cache = tmp_path / "shared.sqlite"
+    with FakeOpenAI() as server:
+        procs = [subprocess.Popen([sys.executable, "-m", "qcrd_bench.cli", "teach", "-t", "svamp", "--teacher",
+                                   "openai", "--limit", "6", "--samples", "3", "--set", "teacher.model=fake",
+                                   "--set", f"teacher.base_url={server.url}", "--set", f"teacher.cache={cache}",
+                                   "--set", "teacher.concurrency=2", "-o", str(tmp_path / f"set{i}.jsonl"),
+                                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                                  cwd=tmp_path, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for i in range(2)]
+        outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    first, second = (read_set(tmp_path / f"set{i}.jsonl")[1] for i in range(2))
+    assert first == second and len(first) == 6 and all(len(r["samples"]) == 3 for r in first)
+    import sqlite3
+
+    with sqlite3.connect(cache) as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT key || ':' || idx) FROM samples").fetchone() == (18, 18)
