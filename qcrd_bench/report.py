@@ -698,11 +698,11 @@ def plot_score_densities(store: Store, groups: list[Group], folder: Path) -> Plo
         ax.set(title=task, xlabel="discriminator score", ylabel="density")
         ax.legend(fontsize=7)
     note = ("Histograms (density) of the `score` column of each run's `" + SCORED + "`, pooled over seeds"
-            + (", split by its source column." if split else
-               ": the table does not say whether a negative came from the teacher's minority or the student's "
-               "self-play, so teacher and student negatives are pooled.")
-            + " Per-rationale scores of teacher positives are not logged; the dashed line is the mean of "
-              "`train/score_pos` (batch means of the positives' scores) over training." + missing)
+            + (", split by its source column (teacher positives, teacher negatives, student negatives)." if split
+               else ": the table (from an older run) does not say where a rationale came from, so teacher and "
+                    "student negatives are pooled.")
+            + " The dashed line is the mean of `train/score_pos` (batch means of the positives' scores) over "
+              "training." + missing)
     return Plot(title, _save(fig, folder / "score_densities.png"), note)
 
 

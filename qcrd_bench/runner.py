@@ -240,7 +240,8 @@ def _judge(prep: Prepared, student, config: dict, log):
     discriminator = prep.components["discriminator"].session(context, config["discriminator"])
     discriminator.pretrain(log)
     return Judge(negatives=negatives, discriminator=discriminator,
-                 disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps)
+                 disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps,
+                 teacher_negatives={k: {r.text for r in v} for k, v in prep.teacher_negatives.items()})
 
 
 def _seed_everything(seed: int) -> None:

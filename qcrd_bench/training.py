@@ -75,6 +75,7 @@ class Judge:
     disc_variant: str = "eq2"
     iteration_steps: int = 1
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
+    teacher_negatives: dict[str, set[str]] = field(default_factory=dict)  # to label a negative's source
 
 
 @dataclass
@@ -288,8 +289,22 @@ class StepLoss:
             terms["disc_acc"] = correct.mean() if correct.numel() else torch.tensor(0.0)
         terms["score_pos"] = pos_scores.detach().mean() if pos_scores.numel() else torch.tensor(0.0)
         terms["score_neg"] = neg_scores.detach().mean() if neg_scores.numel() else torch.tensor(0.0)
-        if (step - 1) % self.judge.iteration_steps == 0 and len(self.judge.sample_rows) < 100:
-            for b, text, score in list(zip(neg_owner.tolist(), flat_neg, neg_scores.tolist()))[:10]:
-                self.judge.sample_rows.append({"step": step, "iteration": iteration, "id": items[b].example.id,
-                                               "input": inputs[b], "negative": text, "score": score})
+        if (step - 1) % self.judge.iteration_steps == 0 and len(self.judge.sample_rows) < 300:
+            self._sample_rows(items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
+                              neg_scores)
         return pos_scores, neg_scores, disc_loss, terms
+
+    def _sample_rows(self, items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
+                     neg_scores) -> None:
+        """Scored rationales at the start of an iteration, labelled by source (teacher positive,
+        teacher negative, student negative): the paper's Fig. 6 densities."""
+        def rows(owner, texts, scores, source_of):
+            for b, text, score in list(zip(owner.tolist(), texts, scores.tolist()))[:10]:
+                self.judge.sample_rows.append({"step": step, "iteration": iteration, "id": items[b].example.id,
+                                               "input": inputs[b], "rationale": text, "score": score,
+                                               "source": source_of(items[b].example.id, text)})
+
+        teacher = self.judge.teacher_negatives
+        rows(pos_owner, flat_pos, pos_scores, lambda _, __: "teacher positive")
+        rows(neg_owner, flat_neg, neg_scores, lambda example_id, text: "teacher negative"
+             if text in teacher.get(example_id, ()) else "student negative")

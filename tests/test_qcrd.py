@@ -157,6 +157,9 @@ def test_qcrd_run_logs_every_diagnostic(mirror, tracking_uri):
     client = mlflow.MlflowClient(tracking_uri)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "negatives")} == {
         "negatives/scored_samples.json", "negatives/student_samples.json"}
+    scored = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/negatives/scored_samples.json")
+    sources = set(scored["data"][i][scored["columns"].index("source")] for i in range(len(scored["data"])))
+    assert "teacher positive" in sources and sources <= {"teacher positive", "teacher negative", "student negative"}
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/alpha3")] == [2, 4]
     assert [round(m.value, 6) for m in client.get_metric_history(run.info.run_id, "train/alpha3")] == [0.5, 0.45]
 
