@@ -120,8 +120,9 @@ class PromptedTeacher(Teacher):
         """What decides a reply besides the prompt: part of every cache key."""
         return {"teacher": self.name, **{k: params[k] for k in ("model", "temperature", "top_p", "max_tokens", "seed")}}
 
-    def sample(self, jobs: list[Job], params: dict[str, Any], store: Store) -> None:
-        """Draw every job's missing samples, calling ``store`` as each one arrives."""
+    def sample(self, jobs: list[Job], params: dict[str, Any], store: Store) -> dict[str, float] | None:
+        """Draw every job's missing samples, calling ``store`` as each one arrives; may
+        return statistics of its own (``teacher_*``, e.g. requests and retries)."""
         raise NotImplementedError
 
     def rationales(self, task: Task, data: TaskData, params: dict[str, Any]) -> TeacherOutput:
@@ -129,16 +130,19 @@ class PromptedTeacher(Teacher):
             raise ConfigError(f"teacher {self.name!r}: task {task.name!r} has no teacher prompt")
         cache = GenerationCache(cache_path(params["cache"]))
         started = time.perf_counter()
+        own: dict[str, float] = {}
         try:
             jobs = self._jobs(task, data, params, cache)
             requested = sum(len(j.indices) for j in jobs)
             if jobs:
-                self.sample(jobs, params, lambda job, index, sample: cache.put(job.key, index, sample))
+                sampling_started = time.perf_counter()
+                own = self.sample(jobs, params, lambda job, index, sample: cache.put(job.key, index, sample)) or {}
+                own["teacher_samples_per_s"] = requested / max(time.perf_counter() - sampling_started, 1e-9)
             rationales, replies, tokens = self._collect(task, data, params, cache)
         finally:
             cache.close()
         stats = {"teacher_samples_requested": float(requested), "teacher_completion_tokens": float(tokens),
-                 "teacher_seconds": time.perf_counter() - started}
+                 "teacher_seconds": time.perf_counter() - started, **own}
         return TeacherOutput(rationales=rationales, stats=stats, replies=replies, prompt=task.prompt)
 
     def _keyed(self, task: Task, data: TaskData, params: dict[str, Any]):

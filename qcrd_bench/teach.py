@@ -41,9 +41,9 @@ def teach(catalog: Catalog, config: dict, uri: str, output: Path | None = None,
     quality = teacher_quality(task, train, out.rationales)
     summary = {f"teacher/{k}": v for k, v in quality.items()}
     summary["teacher/seconds"] = seconds
-    if "teacher_completion_tokens" in out.stats:
-        summary["teacher/completion_tokens"] = out.stats["teacher_completion_tokens"]
-        summary["teacher/samples_requested"] = out.stats["teacher_samples_requested"]
+    for key in ("completion_tokens", "samples_requested", "samples_per_s", "requests", "retries", "concurrency"):
+        if f"teacher_{key}" in out.stats:  # a prompted teacher's own figures
+            summary[f"teacher/{key}"] = out.stats[f"teacher_{key}"]
 
     prompt = out.prompt
     header = {"task": task.name, "teacher": teacher.name, "params": scrub(config["teacher"]),

@@ -30,6 +30,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.served = 0  # requests answered with completions
         self.block_after: int | None = None  # hang every request after this many were served
+        self.latency = 0.0  # seconds each reply takes, like a model generating
         self._lock = threading.Lock()
         fake = self
 
@@ -72,6 +73,8 @@ class FakeOpenAI:
                          {"Retry-After": str(arg)})
         if kind == "hang":
             time.sleep(arg)
+        if self.latency:
+            time.sleep(self.latency)
         if kind == "malformed":
             return _send_raw(handler, 200, b'{"id": "x", "choices": [{"index": 0, "message": ')
         n = body.get("n", 1) if kind != "fewer" else arg

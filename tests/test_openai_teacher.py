@@ -195,3 +195,16 @@ def test_credentials_in_urls_are_scrubbed_before_logging():
     config = {"teacher": {"base_url": "https://user:hunter2@llm.example.org:8443/v1", "model": "m"}}
     assert scrub(config) == {"teacher": {"base_url": "https://***@llm.example.org:8443/v1", "model": "m"}}
     assert scrub("failed: http://a:b@h/x and http://h/y") == "failed: http://***@h/x and http://h/y"
+
+
+def test_concurrent_requests_raise_throughput(env, tmp_path):
+    """Against a server that takes 0.3 s a reply (as a vLLM-style server generating would),
+    4 requests in flight deliver the same set about 4x faster than 1; teach reports it."""
+    with FakeOpenAI() as server:
+        server.latency = 0.3
+        _, serial = teach(server, tmp_path, "serial", "--set", "teacher.concurrency=1")
+        _, parallel = teach(server, tmp_path, "parallel", "--set", "teacher.concurrency=4")
+    assert serial["teacher/requests"] == parallel["teacher/requests"] == QUESTIONS
+    assert parallel["teacher/concurrency"] == 4 and serial["teacher/retries"] == 0
+    assert parallel["teacher/samples_per_s"] > 2 * serial["teacher/samples_per_s"]
+    assert content(tmp_path / "serial.jsonl") == content(tmp_path / "parallel.jsonl")

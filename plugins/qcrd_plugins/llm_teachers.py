@@ -76,6 +76,8 @@ class OpenAITeacher(PromptedTeacher):
                 raise
         if caller.failure is not None:
             raise caller.failure
+        return {"teacher_requests": float(caller.requests), "teacher_retries": float(caller.retries),
+                "teacher_concurrency": float(params["concurrency"])}
 
 
 class _Caller:
@@ -86,6 +88,7 @@ class _Caller:
         self.deadline = time.monotonic() + params["retry_budget_s"]
         self.failure: TeacherError | None = None
         self.stop = threading.Event()  # set on the first hard failure: waiting jobs give up too
+        self.requests = self.retries = 0
         self._lock = threading.Lock()
 
     def run(self, job: Job) -> None:
@@ -107,6 +110,8 @@ class _Caller:
                 texts = self._request(job, n, seed=job.seed + (missing[0] - job.indices[0]))
             except _Retry as exc:
                 attempt += 1
+                with self._lock:
+                    self.retries += 1
                 self._wait(job, attempt, exc)
                 continue
             attempt = 0
@@ -119,6 +124,8 @@ class _Caller:
         import openai
 
         p = self.params
+        with self._lock:
+            self.requests += 1
         try:
             reply = self.client.chat.completions.create(
                 model=p["model"], messages=job.messages, n=n, temperature=p["temperature"], top_p=p["top_p"],
