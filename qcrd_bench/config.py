@@ -53,6 +53,7 @@ CORE = {
         "iteration_steps": 0,  # QCRD iteration (snapshots, α3 decay) in optimizer steps; 0: eval_every
         "log_every": 10,
         "threads": 2,  # torch intra-op threads on CPU; never more than the cores
+        "group_by_length": 0,  # >0: batches drawn from runs of N batches sorted by length (less padding)
     },
     "eval": {
         "batch_size": 64,
@@ -104,7 +105,7 @@ POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.grad_accum", "
             "train.log_every", "train.threads", "train.max_input_length", "train.max_target_length",
             "eval.batch_size", "eval.max_new_tokens")
 NON_NEGATIVE = ("seed", "limit", "train.weight_decay", "train.warmup_steps", "train.max_grad_norm",
-                "train.iteration_steps",
+                "train.iteration_steps", "train.group_by_length",
                 "eval.val_limit", "eval.samples_logged")
 CHOICES = {"train.mixed_precision": ("no", "bf16", "fp16")}
 

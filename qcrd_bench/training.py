@@ -133,14 +133,32 @@ def rationale_nll(model, encoder_states: torch.Tensor, mask: torch.Tensor, targe
     return sequence_nll(out.logits, labels)
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator, shard: int = 0, shards: int = 1):
+def batches(n: int, batch_size: int, generator: torch.Generator, shard: int = 0, shards: int = 1,
+            lengths: list[int] | None = None, group: int = 0):
     """Endless seeded shuffles of range(n), cut into global batches of ``batch_size × shards``
-    (the last of an epoch may be short); each process takes its own shard of each."""
+    (the last of an epoch may be short); each process takes its own shard of each.
+
+    With ``lengths`` and ``group`` > 0, each run of ``group`` batches of the shuffle is sorted
+    by length before it is cut (less padding), and those batches are then shuffled among
+    themselves, so batches stay random in order but hold examples of similar length."""
     size = batch_size * shards
     while True:
         order = torch.randperm(n, generator=generator).tolist()
-        for start in range(0, n, size):
-            yield order[start:start + size][shard::shards]
+        chunks = [order[start:start + size] for start in range(0, n, size)]
+        if lengths is not None and group > 0:
+            chunks = _length_grouped(order, size, lengths, group, generator)
+        for chunk in chunks:
+            yield chunk[shard::shards]
+
+
+def _length_grouped(order: list[int], size: int, lengths: list[int], group: int,
+                    generator: torch.Generator) -> list[list[int]]:
+    chunks = []
+    for start in range(0, len(order), size * group):
+        mega = sorted(order[start:start + size * group], key=lambda i: lengths[i], reverse=True)
+        cut = [mega[i:i + size] for i in range(0, len(mega), size)]
+        chunks += [cut[i] for i in torch.randperm(len(cut), generator=generator).tolist()]
+    return chunks
 
 
 def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: list[Example], loss: Loss,
@@ -163,8 +181,9 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                        torch.Generator().manual_seed(cfg["seed"] + 1))
 
     generator = torch.Generator().manual_seed(cfg["seed"])
+    lengths = [len(it.explain) + len(it.label) + sum(map(len, it.positives)) for it in train_set]
     stream = batches(len(train_set), tc["batch_size"], generator, accelerator.process_index,
-                     accelerator.num_processes)
+                     accelerator.num_processes, lengths, tc["group_by_length"])
     val_subset = val[: cfg["eval"]["val_limit"]] if cfg["eval"]["val_limit"] else val
     result = TrainResult(best_step=0, best_val_accuracy=None, best_state=None)
     window: dict[str, float] = {}

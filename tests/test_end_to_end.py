@@ -74,3 +74,19 @@ def test_same_seed_same_metrics(mirror, tracking_uri):
     losses = [[m.value for m in client.get_metric_history(run_id, "train/loss")]
               for run_id in (first["run_id"], second["run_id"])]
     assert losses[0] == losses[1]
+
+
+def test_length_grouped_batches_cover_each_epoch_once_and_pad_less():
+    import torch
+
+    from qcrd_bench.training import batches
+
+    lengths = [((i * 37) % 50) + 1 for i in range(100)]
+    stream = batches(100, 8, torch.Generator().manual_seed(0), lengths=lengths, group=4)
+    epoch = [next(stream) for _ in range(13)]  # 100 examples in batches of 8: 12 full and 1 short
+    assert sorted(i for b in epoch for i in b) == list(range(100))
+    plain = batches(100, 8, torch.Generator().manual_seed(0))
+    padding = lambda bs: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
+    assert padding(epoch) < padding([next(plain) for _ in range(13)]) / 2
+    again = batches(100, 8, torch.Generator().manual_seed(0), lengths=lengths, group=4)
+    assert [next(again) for _ in range(13)] == epoch  # seeded
