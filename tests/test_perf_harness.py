@@ -16,6 +16,7 @@ EXPECTED = {
     "machine": {"cpu_count", "threads", "torch", "transformers"},
     "config": {"student", "n_params", "batch", "max_input_length", "max_target_length"},
     "dss_training": {"steps", "batch", "ours_examples_per_s", "reference_examples_per_s", "ours_over_reference",
+                     "ours_grouped_examples_per_s", "ours_grouped_over_reference",
                      "ours_step_s_median", "reference_step_s_median", "ours_tokenise_s", "reference_tokenise_s",
                      "padding_share_encoder", "padding_share_decoder"},
     "qcrd_step": {"batch", "steps", "dss_step_s_median", "qcrd_step_s_median", "qcrd_over_dss"},

@@ -156,16 +156,36 @@ def dss_training(setup: Setup, steps: int) -> dict[str, Any]:
     reference = train_reference(reference_model, student.tokenizer, dataset, steps=total, batch_size=batch,
                                 lr=cfg["train"]["lr"], alpha=cfg["loss"]["alpha"], seed=cfg["seed"],
                                 max_grad_norm=cfg["train"]["max_grad_norm"], clock=now)[1:]
+    grouped = _ours_grouped(setup, encoded, initial_state, run_cfg, total)
     ours_eps = batch * len(ours) / sum(ours)
     ref_eps = batch * len(reference) / sum(reference)
+    grouped_eps = batch * len(grouped) / sum(grouped)
     return {"steps": len(ours), "batch": batch,
             "ours_examples_per_s": ours_eps, "reference_examples_per_s": ref_eps,
             "ours_over_reference": ours_eps / ref_eps,
+            "ours_grouped_examples_per_s": grouped_eps, "ours_grouped_over_reference": grouped_eps / ref_eps,
             "ours_step_s_median": statistics.median(ours), "reference_step_s_median": statistics.median(reference),
             "ours_tokenise_s": ours_tokenise, "reference_tokenise_s": ref_tokenise,
             **padding(encoded, batch, cfg["seed"]),
             "_reference_model": reference_model, "_dataset": dataset, "_encoded": encoded,
             "_initial_state": initial_state}
+
+
+def _ours_grouped(setup: Setup, encoded, initial_state, run_cfg, total: int) -> list[float]:
+    """Step times of ``train`` again from the same weights, with train.group_by_length=8
+    (an option, off by default: the batches hold the same examples in another grouping)."""
+    setup.student.model.load_state_dict(initial_state)
+    cfg = copy.deepcopy(run_cfg)
+    cfg["train"]["group_by_length"] = 8
+    marks: list[float] = []
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        if "train/examples_per_s" in metrics:
+            marks.append(now())
+
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        train(setup.student, setup.prep.task, setup.tokens, encoded, [], setup.loss, cfg["loss"], cfg, log)
+    return [b - a for a, b in zip(marks, marks[1:])]
 
 
 def padding(encoded, batch: int, seed: int, group: int = 8) -> dict[str, float]:

@@ -120,6 +120,8 @@ def table(report: dict[str, Any]) -> str:
         ("dss train, ours (examples/s)", f"{d['ours_examples_per_s']:.1f}", "", ""),
         ("dss train, Seq2SeqTrainer reference (examples/s)", f"{d['reference_examples_per_s']:.1f}", "", ""),
         ("dss train, ours / reference", f"{d['ours_over_reference']:.2f}x", *goal("dss_training.ours_over_reference").split(" | ")),
+        ("dss train, ours with train.group_by_length=8 / reference",
+         f"{d['ours_grouped_over_reference']:.2f}x ({d['ours_grouped_examples_per_s']:.1f} examples/s)", "", ""),
         ("dss step median, ours / reference (s)",
          f"{d['ours_step_s_median']:.3f} / {d['reference_step_s_median']:.3f}", "", ""),
         ("tokenising the pool, ours / reference (s)", f"{d['ours_tokenise_s']:.3f} / {d['reference_tokenise_s']:.3f}",
