@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from .components import Example, PromptTemplate, Rationale, Task, TaskData, Teacher, TeacherOutput
 from .errors import ConfigError, QcrdError
+from .files import file_lock
 
 ENV_CACHE = "QCRD_BENCH_GENERATION_CACHE"
 DEFAULT_CACHE = Path("~/.cache/qcrd-bench/generations.sqlite")
@@ -67,12 +68,14 @@ class GenerationCache:
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS samples (key TEXT NOT NULL, idx INTEGER NOT NULL, "
-                             "text TEXT NOT NULL, tokens INTEGER NOT NULL, created REAL NOT NULL, "
-                             "PRIMARY KEY (key, idx))")
+            # SQLite answers "database is locked" at once, without waiting, to a second
+            # process switching a new file to WAL: setting up is serialised by a lock file.
+            with file_lock(self.path.with_name(self.path.name + ".lock")):
+                self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS samples (key TEXT NOT NULL, idx INTEGER NOT NULL, "
+                                 "text TEXT NOT NULL, tokens INTEGER NOT NULL, created REAL NOT NULL, "
+                                 "PRIMARY KEY (key, idx))")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"teacher.cache {self.path}: cannot open the generation cache: {exc}") from None
         self._lock = threading.Lock()

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from .files import file_lock
+
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 
@@ -62,19 +64,12 @@ def store_lock(uri: str) -> Iterator[None]:
     """Hold an exclusive lock beside a SQLite store (``<file>.lock``) while a process
     creates its tables or an experiment: runs started at once on a new store otherwise
     race in MLflow's schema migration ("duplicate column name")."""
-    import fcntl
-
     path = _sqlite_path(uri)
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(Path(f"{path}.lock")):
+        yield
 
 
 @contextlib.contextmanager

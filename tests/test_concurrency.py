@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from conftest import runs_in
 from fake_openai import FakeOpenAI
+from qcrd_bench.errors import ConfigError
+from qcrd_bench.prompting import GenerationCache
 from qcrd_bench.rationales import read_set
 
 
@@ -46,3 +51,23 @@ def test_two_teach_processes_share_one_cache(mirror, tmp_path, monkeypatch):
 
     with sqlite3.connect(cache) as db:
         assert db.execute("SELECT COUNT(*), COUNT(DISTINCT key || ':' || idx) FROM samples").fetchone() == (18, 18)
+
+
+def _open_cache_at(args: tuple[str, float]) -> str:
+    path, start = args
+    while time.time() < start:  # all processes open the new file at the same instant
+        pass
+    try:
+        GenerationCache(Path(path)).close()
+        return "ok"
+    except ConfigError as exc:
+        return str(exc)
+
+
+def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path):
+    """SQLite refuses, without waiting, a second process switching a new file to WAL."""
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        for round_ in range(25):
+            start = time.time() + 0.05
+            results = pool.map(_open_cache_at, [(str(tmp_path / f"cache{round_}.sqlite"), start)] * 4)
+            assert results == ["ok"] * 4, results
