@@ -207,12 +207,13 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
     try:
         done = parent.finished_children()
         todo = [c for c in grid_cells if c.key not in done]
+        resumable = resumable_children(parent.children(), {c.key for c in todo})
         echo(f"parent run {parent.run_id} in {experiment}: {len(grid_cells) - len(todo)} of {len(grid_cells)} "
-             f"children already finished")
+             f"children already finished" + (f", {len(resumable)} to resume from a checkpoint" if resumable else ""))
         if workers > 1 and len(todo) > 1:
-            failed = Workers(grid, uri, experiment, parent.run_id, workers, plugins_dir, echo).run(todo)
+            failed = Workers(grid, uri, experiment, parent.run_id, workers, plugins_dir, echo).run(todo, resumable)
         else:
-            failed = _run_here(catalog, todo, uri, experiment, parent.run_id, echo)
+            failed = _run_here(catalog, todo, uri, experiment, parent.run_id, echo, resumable)
         # Only this grid's cells: children of an older version (another config hash) stay out.
         keys = {c.key for c in grid_cells}
         aggregates = aggregate([r for r in parent.children() if r.data.tags.get("qcrd.child_key") in keys])
@@ -225,16 +226,31 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
             "skipped": len(grid_cells) - len(todo), "failed": failed, "aggregates": aggregates}
 
 
+def resumable_children(children, keys: set[str]) -> dict[str, str]:
+    """Cell key -> id of its latest unfinished child that left a checkpoint (a sweep
+    killed mid-cell continues that cell rather than starting it over)."""
+    found: dict[str, str] = {}
+    for run in sorted(children, key=lambda r: r.info.start_time):
+        tags = run.data.tags
+        folder = tags.get("qcrd.checkpoint_dir")
+        if (tags.get("qcrd.child_key") in keys and run.info.status != "FINISHED" and folder
+                and (Path(folder) / "checkpoint.pt").is_file()):
+            found[tags["qcrd.child_key"]] = run.info.run_id
+    return found
+
+
 def _run_here(catalog: Catalog, todo: list[Cell], uri: str, experiment: str, parent_id: str,
-              echo: Callable[[str], None]) -> list[str]:
+              echo: Callable[[str], None], resumable: dict[str, str]) -> list[str]:
     from .runner import execute
 
     failed = []
     for number, cell in enumerate(todo, 1):
-        echo(f"[{number}/{len(todo)}] {cell.variant.label} {cell.task} seed {cell.seed}")
+        resume = resumable.get(cell.key)
+        echo(f"[{number}/{len(todo)}] {cell.variant.label} {cell.task} seed {cell.seed}"
+             + (f" (resuming run {resume})" if resume else ""))
         tags = {"mlflow.parentRunId": parent_id, "qcrd.variant": cell.variant.label, "qcrd.child_key": cell.key}
         try:
-            execute(catalog, cell.config, uri, experiment, extra_tags=tags)
+            execute(catalog, cell.config, uri, experiment, extra_tags=tags, resume=resume)
         except Exception as exc:  # one failing cell does not stop the sweep; the parent ends FAILED
             failed.append(cell.key)
             echo(f"  failed: {exc if isinstance(exc, QcrdError) else f'{type(exc).__name__}: {exc}'}")
@@ -256,12 +272,12 @@ class Workers:
         self._stopping = False
         self._lock = threading.Lock()
 
-    def run(self, todo: list[Cell]) -> list[str]:
+    def run(self, todo: list[Cell], resumable: dict[str, str]) -> list[str]:
         from . import tracking
 
         with tracking.local_server(self.uri) as uri, tempfile.TemporaryDirectory() as tmp:
             self.echo(f"{self.n} workers, {self.threads} torch thread(s) each, store served at {uri}")
-            jobs = [(number, cell, uri, Path(tmp)) for number, cell in enumerate(todo, 1)]
+            jobs = [(number, cell, uri, Path(tmp), resumable.get(cell.key)) for number, cell in enumerate(todo, 1)]
             pool = ThreadPoolExecutor(self.n)
             try:
                 outcomes = list(pool.map(lambda job: self._child(*job, total=len(todo)), jobs))
@@ -273,17 +289,20 @@ class Workers:
                 pool.shutdown(wait=True, cancel_futures=True)
         return [key for key in outcomes if key]
 
-    def _child(self, number: int, cell: Cell, uri: str, tmp: Path, total: int) -> str | None:
+    def _child(self, number: int, cell: Cell, uri: str, tmp: Path, resume: str | None, total: int) -> str | None:
         """Run one cell in a process; returns its key when it failed."""
-        settings = {**cell_settings(self.grid, cell.variant), "train.threads": self.threads}
-        config_file = tmp / f"cell{number}.json"
-        config_file.write_text(json.dumps(settings))
-        command = [sys.executable, "-m", "qcrd_bench.cli", "run", "-m", cell.variant.method, "-t", cell.task,
-                   "--seed", str(cell.seed), "--config", str(config_file), "--tracking-uri", uri,
-                   "--experiment", self.experiment, "--child-of", self.parent_id,
-                   "--variant", cell.variant.label, "--child-key", cell.key]
-        command += ["--preset", self.grid.preset] if self.grid.preset else []
-        command += ["--limit", str(self.grid.limit)] if self.grid.limit else []
+        command = [sys.executable, "-m", "qcrd_bench.cli", "run", "--tracking-uri", uri]
+        if resume:
+            command += ["--resume", resume, "--set", f"train.threads={self.threads}"]
+        else:
+            settings = {**cell_settings(self.grid, cell.variant), "train.threads": self.threads}
+            config_file = tmp / f"cell{number}.json"
+            config_file.write_text(json.dumps(settings))
+            command += ["-m", cell.variant.method, "-t", cell.task, "--seed", str(cell.seed),
+                        "--config", str(config_file), "--experiment", self.experiment, "--child-of", self.parent_id,
+                        "--variant", cell.variant.label, "--child-key", cell.key]
+            command += ["--preset", self.grid.preset] if self.grid.preset else []
+            command += ["--limit", str(self.grid.limit)] if self.grid.limit else []
         command += ["--plugins-dir", self.plugins_dir] if self.plugins_dir else []
         with self._lock:
             if self._stopping:

@@ -55,8 +55,8 @@ def main() -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--method", "-m", required=True, help="Method to run (see `qcrd-bench list methods`).")
-@click.option("--task", "-t", required=True, help="Task to run on (see `qcrd-bench list tasks`).")
+@click.option("--method", "-m", help="Method to run (see `qcrd-bench list methods`).  Required unless --resume.")
+@click.option("--task", "-t", help="Task to run on (see `qcrd-bench list tasks`).  Required unless --resume.")
 @click.option("--student", help="Student: a built-in name (`list students`), a hub name or a local directory.")
 @click.option("--teacher", help="Rationale source (`qcrd-bench list teachers`, or file:PATH for a set written by "
                                 "`teach`); default: the method's.")
@@ -70,12 +70,15 @@ def main() -> None:
 @click.option("--experiment", help="MLflow experiment (default: qcrd-bench/<task>).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and touch nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--resume", metavar="RUN_ID", help="Continue a stopped run from its last checkpoint, in the same "
+                                                  "MLflow run, with its own config (only --tracking-uri and "
+                                                  "--set train.threads=N may be given with it).")
 @click.option("--child-of", hidden=True, help="Parent run id (set by `ablate` for its worker processes).")
 @click.option("--variant", hidden=True, help="Variant label of the sweep cell (set by `ablate`).")
 @click.option("--child-key", hidden=True, help="Key of the sweep cell (set by `ablate`).")
 @plugins_dir_option
 def run(method, task, student, teacher, preset, seed, limit, sets, config_file, tracking_uri, experiment,
-        dry_run, as_json, child_of, variant, child_key, plugins_dir):
+        dry_run, as_json, resume, child_of, variant, child_key, plugins_dir):
     """Train and evaluate one method on one task, tracked as one MLflow run.
 
     \b
@@ -83,12 +86,25 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
       qcrd-bench run --method dss --task svamp --preset smoke
       qcrd-bench run -m finetune -t svamp --seed 1 --set train.steps=500
       qcrd-bench run -m dss -t svamp --student ./my-t5 --dry-run
+      qcrd-bench run --resume 3f2a9c...   # after a crash, preemption or Ctrl-C
     """
     from .config import parse_set, read_config_file, resolve, teacher_choice
     from .errors import QcrdError
     from .runner import dumps, plan
 
     catalog = _catalog(plugins_dir)
+    if resume:
+        given = [name for name, value in (("--method", method), ("--task", task), ("--student", student),
+                                          ("--teacher", teacher), ("--preset", preset), ("--seed", seed),
+                                          ("--limit", limit), ("--config", config_file),
+                                          ("--experiment", experiment), ("--child-of", child_of)) if value]
+        given += [f"--set {item}" for item in sets if not item.startswith("train.threads=")]
+        if given:
+            raise Failure(f"--resume continues the run with its own config: drop {', '.join(given)}")
+        return _resume(catalog, resume, sets, tracking_uri, dry_run, as_json)
+    missing = [name for name, value in (("--method", method), ("--task", task)) if not value]
+    if missing:
+        raise click.UsageError(f"Missing option {' and '.join(repr(m) for m in missing)}.")
     try:
         cli_layer = {}
         for option, key, value in (("--student", "student.name", student),
@@ -121,6 +137,37 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
                           extra_tags={k: v for k, v in sweep.items() if v} if child_of else None)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
+    _echo_summary(summary, as_json)
+
+
+def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bool) -> None:
+    import signal
+
+    from .config import parse_set
+    from .errors import QcrdError
+    from .runner import dumps, execute, plan, resume_config
+    from .tracking import scrub, tracking_uri as resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    try:
+        config, experiment = resume_config(uri, run_id)
+        for _, value in (parse_set(item) for item in sets):  # only train.threads gets here
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise QcrdError(f"--set train.threads={value}: must be an integer >= 1")
+            config["train"]["threads"] = value
+        if dry_run:
+            click.echo(dumps(scrub(plan(config))))
+            return
+        signal.signal(signal.SIGTERM, _interrupt)
+        summary = execute(catalog, config, uri, experiment, resume=run_id)
+    except QcrdError as exc:
+        raise Failure(str(exc)) from None
+    _echo_summary(summary, as_json)
+
+
+def _echo_summary(summary: dict, as_json: bool) -> None:
+    from .runner import dumps
+
     if as_json:
         click.echo(dumps(summary))
     else:

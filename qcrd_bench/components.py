@@ -168,7 +168,9 @@ class NegativeGenerator(Component):
 
     ``session`` is called once per run and returns an object with
     ``negatives(examples: list[Example], step: int) -> list[list[str]]`` (one list per
-    example) and ``samples() -> list[dict]`` (rows for the run's sample tables).
+    example) and ``samples() -> list[dict]`` (rows for the run's sample tables).  A session
+    that keeps state across steps also has ``state_dict()`` / ``load_state_dict(state)``
+    (tensors and plain values) so a resumed run gets it back.
     ``lag`` (None: no lag) is how many iterations behind the student its generator is.
     """
 
@@ -184,7 +186,8 @@ class Discriminator(Component):
 
     ``session`` returns an object with ``scores(inputs: list[str], rationales: list[str])``
     -> tensor [N] (differentiable w.r.t. its own parameters), ``parameters()`` (empty
-    when it does not learn) and ``pretrain(context, log)``.
+    when it does not learn) and ``pretrain(context, log)``; one that learns also has
+    ``state_dict()`` / ``load_state_dict(state)`` for checkpoints.
     """
 
     def session(self, context: "TrainContext", params: dict[str, Any]) -> Any:

@@ -54,6 +54,8 @@ CORE = {
         "log_every": 10,
         "threads": 2,  # torch intra-op threads on CPU; never more than the cores
         "group_by_length": 0,  # >0: batches drawn from runs of N batches sorted by length (less padding)
+        "checkpoint_every": 250,  # steps between checkpoints for `run --resume` (0: none)
+        "deterministic": False,  # torch.use_deterministic_algorithms (GPU: slower, bit-identical reruns)
     },
     "eval": {
         "batch_size": 64,
@@ -63,6 +65,8 @@ CORE = {
     },
     "output": {
         "save_model": False,  # log the best-validation student as an artifact
+        "checkpoint_dir": "",  # "": checkpoints/ beside a SQLite store, else ./checkpoints; one folder per run
+        "keep_checkpoint": False,  # keep a finished run's last checkpoint (it is deleted by default)
     },
 }
 
@@ -74,7 +78,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "discriminator": {"pretrain_steps": 10},
         # 30 steps, but QCRD still sees several iterations (snapshots, α3 decay).
         "train": {"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 15, "log_every": 5, "iteration_steps": 4,
-                  "max_input_length": 128, "max_target_length": 64},
+                  "max_input_length": 128, "max_target_length": 64, "checkpoint_every": 0},
         "eval": {"batch_size": 64, "max_new_tokens": 24, "val_limit": 40},
     },
     # The most meaningful comparison that fits about half an hour on 2 CPU cores: the
@@ -87,7 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # An iteration of 50 steps (~one pass over SVAMP's 720 questions) gives 20 iterations,
         # so a self-play lag of up to 10 reaches past the initial student.
         "train": {"steps": 1000, "batch_size": 16, "lr": 1e-4, "eval_every": 250, "log_every": 25,
-                  "iteration_steps": 50,
+                  "iteration_steps": 50, "checkpoint_every": 100,
                   "max_input_length": 128, "max_target_length": 64},
         "eval": {"batch_size": 64, "max_new_tokens": 32},
     },
@@ -105,7 +109,7 @@ POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.grad_accum", "
             "train.log_every", "train.threads", "train.max_input_length", "train.max_target_length",
             "eval.batch_size", "eval.max_new_tokens")
 NON_NEGATIVE = ("seed", "limit", "train.weight_decay", "train.warmup_steps", "train.max_grad_norm",
-                "train.iteration_steps", "train.group_by_length",
+                "train.iteration_steps", "train.group_by_length", "train.checkpoint_every",
                 "eval.val_limit", "eval.samples_logged")
 CHOICES = {"train.mixed_precision": ("no", "bf16", "fp16")}
 
@@ -339,12 +343,20 @@ def _check_values(flat: dict[str, Any]) -> None:
         raise ConfigError(f"config key 'train.lr': {flat['train.lr']} is not a plausible learning rate (> 1)")
 
 
+# Keys that change how a run is executed, not what it computes: left out of the config hash.
+# (Thread count and deterministic kernels change only the order of float reductions.)
+OPERATIONAL = {"train": {"threads", "checkpoint_every", "deterministic"},
+               "output": {"checkpoint_dir", "keep_checkpoint"}}
+
+
 def config_hash(config: dict) -> str:
-    """A short hash of everything but the seed and the thread count: runs that differ only
-    in seed share it, so a report groups them and a changed default shows up as a new
-    version; threads change speed, not the computation (a sweep splits cores among workers)."""
+    """A short hash of everything but the seed and the OPERATIONAL keys: runs that differ
+    only in seed share it, so a report groups them and a changed default shows up as a new
+    version (a sweep splits cores among workers without making new versions)."""
     payload = {k: v for k, v in config.items() if k != "seed"}
-    payload["train"] = {k: v for k, v in payload.get("train", {}).items() if k != "threads"}
+    for section, keys in OPERATIONAL.items():
+        if section in payload:
+            payload[section] = {k: v for k, v in payload[section].items() if k not in keys}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -105,6 +105,13 @@ class DiscriminatorSession:
         self.optimizer.step()
         self.optimizer.zero_grad()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def pretrain(self, log: Callable[[dict[str, float], int], None]) -> None:
         """At most ``pretrain_steps`` BCE steps on teacher positives vs (augmented) negatives."""
         pairs = pretraining_pairs(self.context, random.Random(self.context.config["seed"]))

@@ -139,15 +139,18 @@ def versions(catalog: Catalog) -> dict[str, Any]:
 
 
 def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = None,
-            extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
+            extra_tags: dict[str, str] | None = None, resume: str | None = None) -> dict[str, Any]:
     """Run one config and return its summary metrics (also logged to MLflow).  ``extra_tags``
-    places it in a sweep (``mlflow.parentRunId``, ``qcrd.variant``, ``qcrd.child_key``)."""
+    places it in a sweep (``mlflow.parentRunId``, ``qcrd.variant``, ``qcrd.child_key``).
+    ``resume`` continues that stored run of this config from its last checkpoint."""
     import torch
 
     from . import tracking
 
     started = time.perf_counter()
     torch.set_num_threads(config["train"]["threads"])
+    if config["train"]["deterministic"]:
+        _deterministic()
     _seed_everything(config["seed"])
     prep = prepare(catalog, config)
     loss = prep.components["loss"]
@@ -157,33 +160,90 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"
     experiment = experiment or f"qcrd-bench/{config['task']['name']}"
 
-    with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)}) as run:
+    with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)},
+                           resume=resume) as run:
+        checkpoints = _checkpoints(config, uri, run, tags)
+        status = "FAILED"
         try:
-            summary = _train_and_evaluate(catalog, config, prep, student, loss, run, started)
-        except BaseException:
-            catalog.pm.hook.qcrd_run_end(config=config, status="FAILED", summary={})
-            raise
-        catalog.pm.hook.qcrd_run_end(config=config, status="FINISHED", summary=summary)
+            state = checkpoints.load() if resume else None
+            summary = _train_and_evaluate(catalog, config, prep, student, loss, run, started, checkpoints, state)
+            status = "FINISHED"
+        finally:
+            catalog.pm.hook.qcrd_run_end(config=config, status=status, summary=summary if status == "FINISHED" else {})
+            checkpoints.close(remove=status == "FINISHED" and not config["output"]["keep_checkpoint"])
     return {"run_id": run.run_id, "experiment": experiment, "config_hash": tags["qcrd.config_hash"], **summary}
 
 
-def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student, loss, run, started: float) -> dict:
+def _checkpoints(config: dict, uri: str, run, tags: dict[str, Any]):
+    """The run's checkpoint folder, opened (writable, locked) before training starts."""
+    from .checkpoint import Checkpoints
+    from .errors import ConfigError
+    from .tracking import sqlite_path
+
+    if run.tags.get("qcrd.rationales_sha256", tags["qcrd.rationales_sha256"]) != tags["qcrd.rationales_sha256"]:
+        raise ConfigError(f"run {run.run_id}: its rationales changed since it started "
+                          f"({run.tags['qcrd.rationales_sha256']} -> {tags['qcrd.rationales_sha256']}); cannot resume")
+    if "qcrd.checkpoint_dir" in run.tags:
+        folder = Path(run.tags["qcrd.checkpoint_dir"])
+    else:
+        root = config["output"]["checkpoint_dir"] or (
+            sqlite_path(uri).parent / "checkpoints" if sqlite_path(uri) else Path("checkpoints"))
+        folder = Path(root).resolve() / run.run_id
+        if config["train"]["checkpoint_every"]:
+            run.set_tags({"qcrd.checkpoint_dir": str(folder)})
+    checkpoints = Checkpoints(folder, config["train"]["checkpoint_every"], run.run_id, tags["qcrd.config_hash"])
+    checkpoints.open()
+    return checkpoints
+
+
+def _deterministic() -> None:
+    """Deterministic kernels (CPU kernels already are; on CUDA this needs cuBLAS's workspace setting)."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+
+
+def resume_config(uri: str, run_id: str) -> tuple[dict, str]:
+    """(config, experiment name) of a stored run that can be resumed."""
+    from .errors import ConfigError
+    from .tracking import find_run, run_artifact_json
+
+    stored = find_run(uri, run_id)
+    if stored.info.status == "FINISHED":
+        raise ConfigError(f"--resume {run_id}: the run has already finished")
+    config = run_artifact_json(uri, run_id, "config.json")
+    if config_hash(config) != stored.data.tags.get("qcrd.config_hash"):
+        raise ConfigError(f"--resume {run_id}: its config.json does not match its qcrd.config_hash tag "
+                          f"(made by another version of qcrd-bench?)")
+    import mlflow
+
+    experiment = mlflow.MlflowClient(tracking_uri=uri).get_experiment(stored.info.experiment_id).name
+    return config, experiment
+
+
+def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student, loss, run, started: float,
+                        checkpoints=None, state: dict | None = None) -> dict:
     from .evaluation import EXPLAIN, evaluate, generate
     from .training import Tokens, encode_examples, train
 
     catalog.pm.hook.qcrd_run_start(config=config, run_id=run.run_id)
     log = _logger(run, catalog)
-    _log_setup(run, catalog, prep)
-    if student.info.get("source", "").startswith("config:"):
-        _log_tokenizer(run, student)
+    if not run.logged:  # a resumed run has these already
+        _log_setup(run, catalog, prep)
+        if student.info.get("source", "").startswith("config:"):
+            _log_tokenizer(run, student)
     log({f"data/{k}": v for k, v in prep.teacher_stats.items()}
         | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
            "data/test_size": len(prep.data.test)}, 0)
     tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
     encoded = encode_examples(tokens, prep.data.train, prep.positives, prep.targets, loss.predict_prefix)
     log({"data/label_target_truncated": _truncated_share(tokens, prep.targets or {})}, 0)
-    judge = _judge(prep, student, config, log)
-    result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge)
+    judge = _judge(prep, student, config, log, pretrain=state is None)
+    result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge,
+                   checkpoints, state)
     device = next(student.model.parameters()).device
     if judge.sample_rows:
         run.log_table(judge.sample_rows, "negatives/scored_samples.json")
@@ -221,7 +281,7 @@ def _truncated_share(tokens, targets: dict[str, str]) -> float:
     return sum(n > tokens.max_out for n in lengths) / len(lengths)
 
 
-def _judge(prep: Prepared, student, config: dict, log):
+def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True):
     """Negative generator and discriminator sessions for a loss that uses negatives."""
     from .components import TrainContext
     from .training import Judge
@@ -238,7 +298,8 @@ def _judge(prep: Prepared, student, config: dict, log):
                            iteration_steps=iteration_steps)
     negatives = prep.components["negatives"].session(context, config["negatives"])
     discriminator = prep.components["discriminator"].session(context, config["discriminator"])
-    discriminator.pretrain(log)
+    if pretrain:  # a resumed run's judge comes from its checkpoint
+        discriminator.pretrain(log)
     return Judge(negatives=negatives, discriminator=discriminator,
                  disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps,
                  teacher_negatives={k: {r.text for r in v} for k, v in prep.teacher_negatives.items()})

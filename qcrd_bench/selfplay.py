@@ -80,6 +80,16 @@ class SelfPlaySession:
             self.ring.push(self.iteration, self.context.student.model)
             self.cache.clear()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"ring": [[i, state] for i, state in self.ring.ring], "iteration": self.iteration,
+                "cache": self.cache, "sample_rows": self.sample_rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ring.ring.clear()
+        self.ring.ring.extend((i, snapshot) for i, snapshot in state["ring"])
+        self.iteration, self.cache, self.sample_rows = state["iteration"], state["cache"], state["sample_rows"]
+        self.loaded_iteration = None  # the generator reloads its snapshot at the next sample
+
     def generator_iteration(self) -> int:
         return self.ring.generator_for(self.iteration)[0]
 

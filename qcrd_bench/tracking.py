@@ -26,15 +26,25 @@ def tracking_uri(option: str | None) -> str:
 
 
 class TrackedRun:
-    """A thin handle on the active MLflow run."""
+    """A thin handle on the active MLflow run.  A resumed run drops the metric steps its
+    earlier life already logged, so no step is ever logged twice."""
 
     def __init__(self, run):
         self.run_id = run.info.run_id
+        self.tags = dict(run.data.tags)
+        self.logged = _last_steps(run) if run.data.metrics else {}
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import mlflow
 
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        new = {k: float(v) for k, v in metrics.items() if step is None or step > self.logged.get(k, -1)}
+        if new:
+            mlflow.log_metrics(new, step=step)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        import mlflow
+
+        mlflow.set_tags(tags)
 
     def log_dict(self, obj: Any, path: str) -> None:
         import mlflow
@@ -64,7 +74,7 @@ def store_lock(uri: str) -> Iterator[None]:
     """Hold an exclusive lock beside a SQLite store (``<file>.lock``) while a process
     creates its tables or an experiment: runs started at once on a new store otherwise
     race in MLflow's schema migration ("duplicate column name")."""
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     if path is None:
         yield
         return
@@ -74,8 +84,8 @@ def store_lock(uri: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
-             params: dict[str, Any]) -> Iterator[TrackedRun]:
-    """Start a run, yield it, and end it FINISHED, FAILED or KILLED."""
+             params: dict[str, Any], resume: str | None = None) -> Iterator[TrackedRun]:
+    """Start a run (or reopen run ``resume``), yield it, and end it FINISHED, FAILED or KILLED."""
     import mlflow
 
     from .errors import ConfigError
@@ -86,10 +96,14 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
             mlflow.set_experiment(experiment)
     except mlflow.exceptions.MlflowException as exc:
         raise ConfigError(f"tracking store {uri!r}, experiment {experiment!r}: {str(exc).splitlines()[0]}") from None
-    run = mlflow.start_run(run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    if resume:
+        run = mlflow.start_run(run_id=resume)
+    else:
+        run = mlflow.start_run(run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     status = "FAILED"
     try:
-        mlflow.log_params({k: _param(scrub(v)) for k, v in params.items()})
+        if not resume:
+            mlflow.log_params({k: _param(scrub(v)) for k, v in params.items()})
         yield TrackedRun(run)
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -97,6 +111,41 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
         raise
     finally:
         mlflow.end_run(status=status)
+
+
+def _last_steps(run) -> dict[str, int]:
+    """The last step logged of each of a run's metrics."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    return {key: max(m.step for m in client.get_metric_history(run.info.run_id, key)) for key in run.data.metrics}
+
+
+def find_run(uri: str, run_id: str):
+    """The stored run ``run_id`` (ConfigError when the store has none)."""
+    import mlflow
+
+    from .errors import ConfigError
+
+    try:
+        return mlflow.MlflowClient(tracking_uri=uri).get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ConfigError(f"--resume {run_id}: no such run in {redact_url(uri)} "
+                          f"({str(exc).splitlines()[0]})") from None
+
+
+def run_artifact_json(uri: str, run_id: str, path: str) -> Any:
+    import json
+
+    import mlflow
+
+    from .errors import ConfigError
+
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - any store error means the artifact is not there
+        raise ConfigError(f"run {run_id}: cannot read its {path} ({str(exc).splitlines()[0]})") from None
+    return json.loads(Path(local).read_text(encoding="utf-8"))
 
 
 def _param(value: Any) -> str:
@@ -210,7 +259,7 @@ class Store:
 
         from .errors import ConfigError
 
-        path = _sqlite_path(uri)
+        path = sqlite_path(uri)
         if path is not None and not path.exists():
             # Opening a missing SQLite store would silently create an empty one.
             raise ConfigError(f"--tracking-uri {uri!r}: no tracking store there ({path} does not exist)")
@@ -286,7 +335,7 @@ class Store:
         return ConfigError(f"tracking store {self.uri!r}: {str(exc).splitlines()[0]}")
 
 
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
         return None
     return Path(uri[len("sqlite:///"):])
@@ -305,7 +354,7 @@ def server_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str,
 
     from .errors import ConfigError
 
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     if path is not None and not path.exists():
         raise ConfigError(f"--tracking-uri {uri!r}: no tracking store there ({path} does not exist)")
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,

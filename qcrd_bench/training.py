@@ -12,6 +12,8 @@ only one positive and one negative per example (MinMax, MaxMin, Sampling) every
 rationale is scored without gradients first and only the chosen ones are run again
 with gradients.  Validation runs every ``train.eval_every`` steps; the best-validation
 weights are kept so the test set is scored at the best step and at the final step.
+Every ``train.checkpoint_every`` steps the loop's whole state is checkpointed, and a
+resumed run replays the seeded data order to the step after its checkpoint.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.modeling_outputs import BaseModelOutput
 
+from .checkpoint import Checkpoints, rng_state, set_rng_state
 from .components import Example, Loss, LossInputs, Rationale, Task
 from .errors import QcrdError
 from .evaluation import EXPLAIN, PREDICT, evaluate
@@ -76,6 +79,22 @@ class Judge:
     iteration_steps: int = 1
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     teacher_negatives: dict[str, set[str]] = field(default_factory=dict)  # to label a negative's source
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the judge: sessions that hold state (weights, an
+        optimizer, a snapshot ring) expose ``state_dict``; stateless ones need not."""
+        return {"sample_rows": self.sample_rows,
+                **{name: session.state_dict() for name, session in self._sessions() if hasattr(session, "state_dict")}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sample_rows = state["sample_rows"]
+        for name, session in self._sessions():
+            if name in state:
+                session.load_state_dict(state[name])
+
+    def _sessions(self):
+        return [(name, s) for name, s in (("negatives", self.negatives), ("discriminator", self.discriminator))
+                if s is not None]
 
 
 @dataclass
@@ -163,7 +182,10 @@ def _length_grouped(order: list[int], size: int, lengths: list[int], group: int,
 
 def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: list[Example], loss: Loss,
           loss_params: dict[str, Any], cfg: dict, log: Callable[[dict[str, float], int], None],
-          judge: Judge | None = None) -> TrainResult:
+          judge: Judge | None = None, checkpoints: Checkpoints | None = None,
+          resume: dict[str, Any] | None = None) -> TrainResult:
+    """Train for ``train.steps`` optimizer steps; with ``resume`` (a checkpoint's state),
+    continue from the step after it, exactly as the uninterrupted run would have."""
     tc = cfg["train"]
     if not train_set:  # the batch stream would never yield
         raise QcrdError("no training examples to train on")
@@ -188,10 +210,19 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
     result = TrainResult(best_step=0, best_val_accuracy=None, best_state=None)
     window: dict[str, float] = {}
     window_steps, window_examples, window_start = 0, 0, time.perf_counter()
+    first = 1
+    if resume is not None:
+        first = resume["step"] + 1
+        for _ in range(resume["step"] * tc["grad_accum"]):  # the stream is seeded: replay its order
+            next(stream)
+        _restore(resume, accelerator.unwrap_model(model), optimizer, scheduler, step_fn, judge, result)
+        if accelerator.scaler is not None and resume.get("scaler"):  # fp16's loss scale
+            accelerator.scaler.load_state_dict(resume["scaler"])
+        window, window_steps, window_examples = resume["window"], *resume["window_counts"]
 
     model.train()
-    progress = tqdm(range(1, tc["steps"] + 1), desc=f"{cfg['method']}/{cfg['task']['name']}", unit="step",
-                    disable=not accelerator.is_main_process)
+    progress = tqdm(range(first, tc["steps"] + 1), desc=f"{cfg['method']}/{cfg['task']['name']}", unit="step",
+                    initial=first - 1, total=tc["steps"], disable=not accelerator.is_main_process)
     for step in progress:
         for _ in range(tc["grad_accum"]):
             items = [train_set[i] for i in next(stream)]
@@ -229,9 +260,39 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                 result.best_val_accuracy, result.best_step = metrics["accuracy"], step
                 result.best_state = copy.deepcopy(
                     {k: v.detach().cpu() for k, v in accelerator.unwrap_model(model).state_dict().items()})
+
+        if checkpoints is not None and checkpoints.due(step, tc["steps"]):
+            state = _state(step, accelerator.unwrap_model(model), optimizer, scheduler, step_fn, judge, result,
+                           window, (window_steps, window_examples))
+            if accelerator.scaler is not None:
+                state["scaler"] = accelerator.scaler.state_dict()
+            checkpoints.save(state)
     progress.close()
     student.model = accelerator.unwrap_model(model)
     return result
+
+
+def _state(step: int, model, optimizer, scheduler, step_fn: StepLoss, judge: Judge, result: TrainResult,
+           window: dict[str, float], window_counts: tuple[int, int]) -> dict[str, Any]:
+    """Everything the loop needs to continue after ``step`` (see checkpoint.py)."""
+    return {"step": step, "student": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "judge": judge.state_dict(), "rng": rng_state(),
+            "selection_rng": step_fn.generator.get_state(),
+            "result": {"best_step": result.best_step, "best_val_accuracy": result.best_val_accuracy,
+                       "best_state": result.best_state, "history": result.history},
+            "window": window, "window_counts": list(window_counts)}
+
+
+def _restore(state: dict[str, Any], model, optimizer, scheduler, step_fn: StepLoss, judge: Judge,
+             result: TrainResult) -> None:
+    model.load_state_dict(state["student"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    judge.load_state_dict(state["judge"])
+    step_fn.generator.set_state(state["selection_rng"])
+    set_rng_state(state["rng"])
+    for key, value in state["result"].items():
+        setattr(result, key, value)
 
 
 class StepLoss:

@@ -104,3 +104,29 @@ def test_workers_run_children_in_parallel_processes(mirror, tracking_uri):
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}
     dry = CliRunner().invoke(main, ["ablate", "-m", "dss", "--seeds", "0", *FAST, "--dry-run"])
     assert children[0].data.tags["qcrd.config_hash"] in dry.output
+
+
+@pytest.mark.slow
+def test_sweep_killed_mid_cell_resumes_that_cell_from_its_checkpoint(mirror, tracking_uri, tmp_path):
+    """SIGKILL (no cleanup at all) during a cell: the re-run continues that child run from
+    its checkpoint, in a worker process, and starts the other cell afresh."""
+    args = ["ablate", "-m", "dss", "--seeds", "0,1", "--task", "svamp", "--preset", "smoke", "--limit", "8",
+            "--set", "train.steps=16", "--set", "train.checkpoint_every=2", "--set", "train.threads=1",
+            "--set", "eval.max_new_tokens=4", "--tracking-uri", tracking_uri]
+    proc = subprocess.Popen([sys.executable, "-m", "qcrd_bench.cli", *args], cwd=tmp_path, env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("checkpoints/*/checkpoint.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0].decode()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    (killed,) = [r for r in _children(tracking_uri) if r.info.status == "RUNNING"]
+
+    result = CliRunner().invoke(main, [*args, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "1 to resume from a checkpoint" in result.output
+    children = _children(tracking_uri)
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    assert killed.info.run_id in {r.info.run_id for r in children}  # the same run, continued
+    assert not list(tmp_path.glob("checkpoints/*/checkpoint.pt"))
