@@ -115,7 +115,7 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
             cli_layer.update(teacher_choice(teacher))
         cli_layer.update(parse_set(item) for item in sets)
         file_layer = read_config_file(config_file) if config_file else None
-        config = resolve(catalog, method, task, preset, file_layer, cli_layer)
+        config = resolve(catalog, method, task, preset, file_layer, cli_layer, file_name=config_file)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     if dry_run:

@@ -161,17 +161,48 @@ def parse_set(item: str) -> tuple[str, Any]:
     return key, value
 
 
+def _unique_key_loader():
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """SafeLoader refusing a key given twice in one mapping: PyYAML keeps the last one
+        silently, so a pasted-in duplicate would override a setting unnoticed."""
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        duplicate = key in seen
+                    except TypeError:  # an unhashable key: SafeLoader reports it itself
+                        continue
+                    if duplicate:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark)
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML (or JSON) mapping of config keys, nested or dotted, as a flat dict."""
     import yaml
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except OSError as exc:
         raise ConfigError(f"--config {path}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"--config {path}:{line}: not UTF-8 text (byte {exc.start})") from None
     try:
-        tree = yaml.safe_load(text)
+        tree = yaml.load(text, Loader=_unique_key_loader())  # a BOM is skipped by the YAML reader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -187,9 +218,11 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
-            file_layer: dict[str, Any] | None = None, cli_layer: dict[str, Any] | None = None) -> dict:
+            file_layer: dict[str, Any] | None = None, cli_layer: dict[str, Any] | None = None,
+            file_name: str | None = None) -> dict:
     """The resolved config as a nested dict.  ``file_layer``/``cli_layer`` are flat
-    ``{dotted key: value}`` maps; the CLI layer includes options like --seed."""
+    ``{dotted key: value}`` maps; the CLI layer includes options like --seed.
+    ``file_name`` (the --config file) is named in errors about keys from it."""
     recipe = catalog.methods.get(method)
     catalog.tasks.get(task)
     preset = preset or DEFAULT_PRESET
@@ -201,7 +234,7 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
     layers = [
         ("method " + method, dict(recipe.defaults)),
         ("preset " + preset, flatten(PRESETS[preset])),
-        ("--config", dict(file_layer or {})),
+        ("--config" + (f" {file_name}" if file_name else ""), dict(file_layer or {})),
         ("command line", dict(cli_layer or {})),
     ]
     for where, layer in layers[2:]:

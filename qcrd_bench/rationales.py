@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .components import Example, Rationale, Task
-from .errors import InputFileError
+from .errors import InputFileError, QcrdError
 from .readers import json_lines
 
 FORMAT = "qcrd-bench/rationale-set"
@@ -115,10 +115,14 @@ def write_set(path: Path, header: dict[str, Any], examples: list[Example], ratio
     """Write a rationale set atomically (a temporary file renamed into place), so an
     interrupted write never leaves a truncated set behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     head = {"format": FORMAT, "version": VERSION, **header, "checksum": checksum(rationales),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # e.g. -o under a regular file: one clear line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        raise QcrdError(f"rationale set {path}: cannot write: {exc.strerror or exc}{where}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(json.dumps(head, ensure_ascii=False) + "\n")
@@ -134,8 +138,10 @@ def write_set(path: Path, header: dict[str, Any], examples: list[Example], ratio
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk: the previous set, if any, is intact
+            raise QcrdError(f"rationale set {path}: cannot write: {exc.strerror or exc}") from None
         raise
     return path
 
@@ -152,6 +158,7 @@ def read_set(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if header.get("version") != VERSION:
         raise InputFileError(f"{path}:{first}: rationale-set version {header.get('version')!r}; this qcrd-bench "
                              f"reads version {VERSION}")
+    first_seen: dict[str, int] = {}
     for lineno, row in lines[1:]:
         if not isinstance(row, dict) or not isinstance(row.get("input"), str) or \
                 not isinstance(row.get("samples"), list):
@@ -161,5 +168,12 @@ def read_set(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                     not isinstance(sample.get("answer"), (str, type(None))):
                 raise InputFileError(f"{path}:{lineno}: each sample needs 'text' (string) and 'answer' "
                                      "(string or null)")
+        # A question given twice (a set concatenated with itself, a bad merge) would
+        # silently keep only the later samples.
+        key = row.get("id")
+        if isinstance(key, str):
+            if key in first_seen:
+                raise InputFileError(f"{path}:{lineno}: duplicate id {key!r} (first on line {first_seen[key]})")
+            first_seen[key] = lineno
         rows.append(row)
     return header, rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,16 @@ from .errors import InputFileError
 
 def _text(path: Path) -> str:
     try:
-        # utf-8-sig: a BOM some editors add is not part of the JSON.
-        return Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read: {exc.strerror}") from None
+    # A BOM some editors add (Windows tools) is not part of the JSON.
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, bom + exc.start) + 1
+        raise InputFileError(f"{path}:{line}: not UTF-8 text (byte {bom + exc.start})") from None
 
 
 def json_lines(path: Path) -> list[tuple[int, Any]]:

@@ -160,6 +160,8 @@ def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = N
     name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"
     experiment = experiment or f"qcrd-bench/{config['task']['name']}"
 
+    if config["train"]["checkpoint_every"] and not resume:
+        _check_writable(_checkpoint_root(config, uri))  # before the run opens: a bad folder leaves no run
     with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)},
                            resume=resume) as run:
         checkpoints = _checkpoints(config, uri, run, tags)
@@ -178,7 +180,6 @@ def _checkpoints(config: dict, uri: str, run, tags: dict[str, Any]):
     """The run's checkpoint folder, opened (writable, locked) before training starts."""
     from .checkpoint import Checkpoints
     from .errors import ConfigError
-    from .tracking import sqlite_path
 
     if run.tags.get("qcrd.rationales_sha256", tags["qcrd.rationales_sha256"]) != tags["qcrd.rationales_sha256"]:
         raise ConfigError(f"run {run.run_id}: its rationales changed since it started "
@@ -186,14 +187,33 @@ def _checkpoints(config: dict, uri: str, run, tags: dict[str, Any]):
     if "qcrd.checkpoint_dir" in run.tags:
         folder = Path(run.tags["qcrd.checkpoint_dir"])
     else:
-        root = config["output"]["checkpoint_dir"] or (
-            sqlite_path(uri).parent / "checkpoints" if sqlite_path(uri) else Path("checkpoints"))
-        folder = Path(root).resolve() / run.run_id
+        folder = _checkpoint_root(config, uri) / run.run_id
         if config["train"]["checkpoint_every"]:
             run.set_tags({"qcrd.checkpoint_dir": str(folder)})
     checkpoints = Checkpoints(folder, config["train"]["checkpoint_every"], run.run_id, tags["qcrd.config_hash"])
     checkpoints.open()
     return checkpoints
+
+
+def _checkpoint_root(config: dict, uri: str) -> Path:
+    """Where runs keep their checkpoint folders: ``output.checkpoint_dir``, else
+    ``checkpoints/`` beside a SQLite store, else ``./checkpoints``."""
+    from .tracking import sqlite_path
+
+    store = sqlite_path(uri)
+    root = config["output"]["checkpoint_dir"] or (store.parent / "checkpoints" if store else Path("checkpoints"))
+    return Path(root).resolve()
+
+
+def _check_writable(folder: Path) -> None:
+    from .errors import ConfigError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"output.checkpoint_dir {folder}: not writable: {exc.strerror or exc}") from None
 
 
 def _deterministic() -> None:

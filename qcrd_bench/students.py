@@ -240,10 +240,16 @@ def load_pretrained(auto_class, name: str, error: type[QcrdError] = None, label:
         with _quiet():
             model = auto_class.from_pretrained(source, local_files_only=offline, **model_kwargs)
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
-    except (OSError, ValueError, ImportError) as err:
-        if source != name:  # a local directory: the cause is in the files
+    except Exception as err:  # noqa: BLE001 - narrowed below
+        # A local directory (pretrained_source returns it unchanged when absolute, so compare
+        # by what it is, not by name): the cause is in its files, and damaged weights raise
+        # more than OSError/ValueError (a truncated safetensors file raises SafetensorError).
+        if Path(source).is_dir():
             what = "student" if label == "student" else "a model"
-            raise error(f"{prefix}cannot load {what} from {source}: {_first_line(err)}") from err
+            raise error(f"{prefix}cannot load {what} from {source}: {type(err).__name__}: "
+                        f"{_first_line(err)}") from err
+        if not isinstance(err, (OSError, ValueError, ImportError)):
+            raise
         if offline:
             raise error(f"{prefix}cannot load {name!r}: the Hugging Face hub is unreachable (offline, "
                         f"HF_HUB_OFFLINE=1) and the model is not in the local cache; {offline_remedy}") from err

@@ -96,6 +96,9 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
             mlflow.set_experiment(experiment)
     except mlflow.exceptions.MlflowException as exc:
         raise ConfigError(f"tracking store {uri!r}, experiment {experiment!r}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:  # the store's folder (or its lock file) cannot be made, e.g. under a regular file
+        where = f": {exc.filename}" if exc.filename else ""
+        raise ConfigError(f"tracking store {uri!r}: cannot create or open it: {exc.strerror or exc}{where}") from None
     if resume:
         run = mlflow.start_run(run_id=resume)
     else:
@@ -368,7 +371,6 @@ def local_server(uri: str, timeout_s: float = 120.0) -> Iterator[str]:
     processes then write through it instead of locking the file); other URIs pass through."""
     import socket
     import subprocess
-    import sys
     import tempfile
     import time
     import urllib.request

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 from qcrd_bench.cli import main

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from qcrd_bench.cli import main
 from qcrd_bench.components import Example, Rationale, TrainContext
 from qcrd_bench.selfplay import SelfPlaySession, SnapshotRing
 from qcrd_bench.students import t5_from_config
-from qcrd_bench.training import Encoded, Judge, StepLoss, Tokens, encode_examples
+from qcrd_bench.training import Judge, StepLoss, Tokens, encode_examples
 from qcrd_plugins.losses import Dss, QcrdContrastive
 from conftest import runs_in
 

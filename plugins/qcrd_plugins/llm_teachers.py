@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from qcrd_bench.components import Rationale, Task, TaskData, Teacher, TeacherOutput
 from qcrd_bench.data import sha256_file
-from qcrd_bench.errors import ConfigError
+from qcrd_bench.errors import ConfigError, InputFileError
 from qcrd_bench.hookspecs import hookimpl
 from qcrd_bench.prompting import Job, PromptedTeacher, Sample, Store, TeacherError
 from qcrd_bench.rationales import read_set
@@ -206,6 +206,12 @@ class FileTeacher(Teacher):
                 Rationale(text=s["text"], origin=f"file:{header.get('teacher')}",
                           answer=None if s["answer"] is None else task.extract_answer(s["answer"], example, True))
                 for s in row["samples"]]
+        if data.train and not rationales:
+            # Questions outside the training split are dropped (a logged count), but a set
+            # sharing none with it would silently turn the run into a label-only one.
+            raise InputFileError(f"{path}: none of its {len(rows)} questions is among the {len(data.train)} "
+                                 f"training questions of task {task.name!r} in this run; was it written for "
+                                 "another split, task parameters or --limit?")
         stats = {"teacher_questions": float(len(rationales)), "teacher_dropped": float(len(rows) - len(rationales))}
         return TeacherOutput(rationales=rationales, stats=stats, files={str(path): sha256_file(path)})
 

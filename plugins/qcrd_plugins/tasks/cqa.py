@@ -131,7 +131,9 @@ class Cqa(DatasetTask):
         choices, answer = row["choices"], row["answer"]
         if not (isinstance(choices, list) and len(choices) == len(LETTERS) and all(isinstance(c, str) for c in choices)):
             raise InputFileError(f"{where}: 'choices' must be a list of {len(LETTERS)} strings")
-        if not isinstance(row["question"], str) or answer not in choices:
+        if not isinstance(row["question"], str):
+            raise InputFileError(f"{where}: field 'question' must be a string")
+        if answer not in choices:
             raise InputFileError(f"{where}: answer {answer!r} is not one of the choices")
         lines = "\n".join(f"({letter}) {choice}" for letter, choice in zip(LETTERS, choices))
         return Example(id=f"{split}-{index}", input=f"{row['question']}\nAnswer Choices:\n{lines}", label=answer,

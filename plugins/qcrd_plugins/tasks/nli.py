@@ -97,7 +97,8 @@ class NliTask(DatasetTask):
         premise, hypothesis, label = row["premise"], row["hypothesis"], row["label"]
         if not isinstance(premise, str) or not isinstance(hypothesis, str):
             raise InputFileError(f"{where}: fields 'premise' and 'hypothesis' must be strings")
-        if isinstance(label, bool) or label not in (0, 1, 2):
+        # type(...) is int: a bool, or a float like 1.0 (== 1), is no label index.
+        if type(label) is not int or label not in (0, 1, 2):
             raise InputFileError(f"{where}: label {label!r} is not 0, 1 or 2")
         word = LABELS[label]
         return Example(id=f"{split}-{index}", input=f"{premise}{separator}{hypothesis}", label=word, answer=word,
