@@ -42,7 +42,7 @@ def main() -> None:
             subprocess.run(["qcrd-bench", "run", "-m", method, "-t", "svamp", "--preset", "cpu", "--seed", seed,
                             "--experiment", args.experiment, "--tracking-uri", args.tracking_uri], check=True)
     runs = finished(client, args.experiment)
-    print(f"| method | n | " + " | ".join(METRICS) + " |")
+    print("| method | n | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))
     for method in args.methods:
         chosen = [runs[(method, s)] for s in args.seeds if (method, s) in runs]

@@ -193,9 +193,11 @@ def plan_lines(grid_cells: list[Cell]) -> list[str]:
 
 
 def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, experiment: str,
-             echo: Callable[[str], None], workers: int = 1, plugins_dir: str | None = None) -> dict[str, Any]:
+             echo: Callable[[str], None], workers: int = 1, plugins_dir: str | None = None,
+             ray: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the cells that have no FINISHED child under this grid's parent, then log the
-    aggregates.  Returns {parent_run_id, ran, skipped, failed, aggregates}."""
+    aggregates.  Returns {parent_run_id, ran, skipped, failed, aggregates}.  ``ray``
+    (options of ``RayExecutor``) runs the children as Ray tasks instead of here."""
     from . import tracking
 
     parent_tags = {"qcrd.kind": "ablate", "qcrd.grid_key": grid.key(), "qcrd.suite": grid.suite,
@@ -210,7 +212,11 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
         resumable = resumable_children(parent.children(), {c.key for c in todo})
         echo(f"parent run {parent.run_id} in {experiment}: {len(grid_cells) - len(todo)} of {len(grid_cells)} "
              f"children already finished" + (f", {len(resumable)} to resume from a checkpoint" if resumable else ""))
-        if workers > 1 and len(todo) > 1:
+        if ray is not None and todo:
+            from .ray_executor import RayExecutor
+
+            failed = RayExecutor(grid, uri, experiment, parent.run_id, plugins_dir, echo, **ray).run(todo, resumable)
+        elif workers > 1 and len(todo) > 1:
             failed = Workers(grid, uri, experiment, parent.run_id, workers, plugins_dir, echo).run(todo, resumable)
         else:
             failed = _run_here(catalog, todo, uri, experiment, parent.run_id, echo, resumable)
@@ -257,6 +263,23 @@ def _run_here(catalog: Catalog, todo: list[Cell], uri: str, experiment: str, par
     return failed
 
 
+def child_argv(grid: Grid, cell: Cell, uri: str, experiment: str, parent_id: str, threads: int,
+               plugins_dir: str | None, resume: str | None, config_file: Path) -> list[str]:
+    """The ``qcrd-bench`` arguments that run one cell in a process of its own: the cell's
+    settings (``cell_settings``, written to ``config_file``), or ``--resume`` of its
+    stopped child run."""
+    argv = ["run", "--tracking-uri", uri]
+    if resume:
+        argv += ["--resume", resume, "--set", f"train.threads={threads}"]
+    else:
+        argv += ["-m", cell.variant.method, "-t", cell.task, "--seed", str(cell.seed), "--config", str(config_file),
+                 "--set", f"train.threads={threads}", "--experiment", experiment, "--child-of", parent_id,
+                 "--variant", cell.variant.label, "--child-key", cell.key]
+        argv += ["--preset", grid.preset] if grid.preset else []
+        argv += ["--limit", str(grid.limit)] if grid.limit else []
+    return argv + (["--plugins-dir", plugins_dir] if plugins_dir else [])
+
+
 class Workers:
     """Children in ``n`` worker processes (``qcrd-bench run`` with the cell's settings),
     each with cores // n torch threads.  A SQLite store is served to them through a local
@@ -291,19 +314,11 @@ class Workers:
 
     def _child(self, number: int, cell: Cell, uri: str, tmp: Path, resume: str | None, total: int) -> str | None:
         """Run one cell in a process; returns its key when it failed."""
-        command = [sys.executable, "-m", "qcrd_bench.cli", "run", "--tracking-uri", uri]
-        if resume:
-            command += ["--resume", resume, "--set", f"train.threads={self.threads}"]
-        else:
-            settings = {**cell_settings(self.grid, cell.variant), "train.threads": self.threads}
-            config_file = tmp / f"cell{number}.json"
-            config_file.write_text(json.dumps(settings))
-            command += ["-m", cell.variant.method, "-t", cell.task, "--seed", str(cell.seed),
-                        "--config", str(config_file), "--experiment", self.experiment, "--child-of", self.parent_id,
-                        "--variant", cell.variant.label, "--child-key", cell.key]
-            command += ["--preset", self.grid.preset] if self.grid.preset else []
-            command += ["--limit", str(self.grid.limit)] if self.grid.limit else []
-        command += ["--plugins-dir", self.plugins_dir] if self.plugins_dir else []
+        config_file = tmp / f"cell{number}.json"
+        config_file.write_text(json.dumps(cell_settings(self.grid, cell.variant)))
+        command = [sys.executable, "-m", "qcrd_bench.cli",
+                   *child_argv(self.grid, cell, uri, self.experiment, self.parent_id, self.threads, self.plugins_dir,
+                               resume, config_file)]
         with self._lock:
             if self._stopping:
                 return cell.key

@@ -195,10 +195,20 @@ def _echo_summary(summary: dict, as_json: bool) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Children run at once, each in its own process with cores/N torch threads; a SQLite store is "
                    "then served to them by a local tracking server on 127.0.0.1.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where children run: here (--workers processes) or as Ray tasks (pip install 'qcrd-bench[ray]').")
+@click.option("--ray-address", metavar="ADDR", help="Ray cluster to submit to (e.g. auto, or ray://HOST:10001); "
+                                                    "default: a local Ray instance on this machine's cores.")
+@click.option("--cpus-per-child", type=click.IntRange(min=1),
+              help="Ray: CPUs each child requests, also its torch threads (default: train.threads if set, else 1).")
+@click.option("--gpus-per-child", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Ray: GPUs each child requests.")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Ray: times a child whose process died is retried (resuming from its checkpoint).")
 @click.option("--dry-run", is_flag=True, help="List the children and stop.")
 @plugins_dir_option
-def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, tracking_uri, experiment, workers, dry_run,
-           plugins_dir):
+def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, tracking_uri, experiment, workers, executor,
+           ray_address, cpus_per_child, gpus_per_child, retries, dry_run, plugins_dir):
     """Run a grid of variants × tasks × seeds as one MLflow parent run with a child per
     cell, then log mean and std of test accuracy per variant and task on the parent.
 
@@ -212,6 +222,8 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
       qcrd-bench ablate --method dss,qcrd --task svamp --seeds 0,1 --preset smoke
       qcrd-bench ablate --method dss,qcrd --seeds 0,1 --preset smoke --workers 2
       qcrd-bench ablate -m qcrd --teacher mcc-kd --vary negatives.lag=3,5,10 --seeds 0,1,2
+      qcrd-bench ablate --suite paper-t5-base --executor ray --ray-address auto \
+          --gpus-per-child 1 --tracking-uri http://tracking.internal:5000
     """
     from .ablate import Grid, cells, load_suite, plan_lines, run_grid, variants_from
     from .config import parse_set
@@ -243,9 +255,16 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
             return
         import signal
 
+        uri = resolve_uri(tracking_uri)
+        ray = None
+        if executor == "ray":
+            from .ray_executor import check_options
+
+            check_options(uri, ray_address)
+            ray = {"address": ray_address, "cpus": cpus_per_child, "gpus": gpus_per_child, "retries": retries}
         signal.signal(signal.SIGTERM, _interrupt)  # the child and the parent end KILLED, not RUNNING
-        result = run_grid(catalog, grid, grid_cells, resolve_uri(tracking_uri), experiment, click.echo,
-                          workers=workers, plugins_dir=plugins_dir)
+        result = run_grid(catalog, grid, grid_cells, uri, experiment, click.echo, workers=workers,
+                          plugins_dir=plugins_dir, ray=ray)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     for key, value in sorted(result["aggregates"].items()):
