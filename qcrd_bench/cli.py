@@ -19,7 +19,20 @@ class Failure(click.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        from .distributed import MAIN_FAILED
+
+        rank = _rank()
+        if rank == "0":
+            click.echo(f"error: {self.message}", err=True)
+        elif not self.message.startswith(MAIN_FAILED):  # the main process has said it already
+            click.echo(f"error (process {rank}): {self.message}", err=True)
+
+
+def _rank() -> str:
+    """This process's rank in a multi-process launch (`accelerate launch`, torchrun, mpirun); "0" alone."""
+    import os
+
+    return os.environ.get("RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or os.environ.get("PMI_RANK") or "0"
 
 
 def _catalog(plugins_dir):
@@ -165,9 +178,11 @@ def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bo
     _echo_summary(summary, as_json)
 
 
-def _echo_summary(summary: dict, as_json: bool) -> None:
+def _echo_summary(summary: dict | None, as_json: bool) -> None:
     from .runner import dumps
 
+    if summary is None:  # a process other than the main one of a multi-process run
+        return
     if as_json:
         click.echo(dumps(summary))
     else:

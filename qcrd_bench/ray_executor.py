@@ -92,8 +92,11 @@ class RayExecutor:
         started_here = not ray.is_initialized()
         if started_here:
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+            # A local instance advertises the loopback address (its services still listen
+            # on Ray's own terms, behind the token authentication Ray enables by default).
+            local = {} if self.address else {"_node_ip_address": "127.0.0.1"}
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": env} if env else None)
+                     runtime_env={"env_vars": env} if env else None, **local)
         try:
             with tracking.local_server(self.uri) as uri:
                 return self._submit_and_wait(ray, todo, uri)

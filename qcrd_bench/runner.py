@@ -8,6 +8,7 @@ a failure after that ends the run FAILED.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import tempfile
@@ -139,41 +140,109 @@ def versions(catalog: Catalog) -> dict[str, Any]:
 
 
 def execute(catalog: Catalog, config: dict, uri: str, experiment: str | None = None,
-            extra_tags: dict[str, str] | None = None, resume: str | None = None) -> dict[str, Any]:
+            extra_tags: dict[str, str] | None = None, resume: str | None = None) -> dict[str, Any] | None:
     """Run one config and return its summary metrics (also logged to MLflow).  ``extra_tags``
     places it in a sweep (``mlflow.parentRunId``, ``qcrd.variant``, ``qcrd.child_key``).
-    ``resume`` continues that stored run of this config from its last checkpoint."""
+    ``resume`` continues that stored run of this config from its last checkpoint.
+
+    Started as one of several processes (``accelerate launch``, ``torchrun``), every process
+    calls this and trains its share of each batch; the main process alone opens and ends
+    the MLflow run, logs, validates, checkpoints and scores the test set, and returns the
+    summary; the others return None once training is over."""
+    from .distributed import Ranks
+
+    started = time.perf_counter()
+    ranks = Ranks()  # before the threads: accelerate may set them when it starts the process group
+    try:
+        return _execute(catalog, config, uri, experiment, extra_tags, resume, ranks, started)
+    finally:
+        ranks.close()
+
+
+def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, extra_tags: dict[str, str] | None,
+             resume: str | None, ranks, started: float) -> dict[str, Any] | None:
     import torch
 
     from . import tracking
 
-    started = time.perf_counter()
     torch.set_num_threads(config["train"]["threads"])
     if config["train"]["deterministic"]:
         _deterministic()
     _seed_everything(config["seed"])
-    prep = prepare(catalog, config)
+    # The main process first: a teacher that generates (and caches) rationales runs once.
+    prep = ranks.lead(lambda: prepare(catalog, config))
+    if not ranks.is_main:
+        prep = prepare(catalog, config)
     loss = prep.components["loss"]
     student = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix)
     tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"]),
             "qcrd.rationales_sha256": prep.rationale_checksum or "none", **(extra_tags or {})}
     name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"
     experiment = experiment or f"qcrd-bench/{config['task']['name']}"
+    processes = {"qcrd.processes": str(ranks.world)}  # a tag, not in the config: it may change on --resume
 
-    if config["train"]["checkpoint_every"] and not resume:
-        _check_writable(_checkpoint_root(config, uri))  # before the run opens: a bad folder leaves no run
-    with tracking.open_run(uri, experiment, name, tags, {**params_for(config), **_student_params(student)},
-                           resume=resume) as run:
-        checkpoints = _checkpoints(config, uri, run, tags)
+    if not ranks.is_main:
+        return _follow(catalog, config, prep, student, loss, ranks, tags, resume)
+    with contextlib.ExitStack() as stack:
+        def open_run():
+            if config["train"]["checkpoint_every"] and not resume:
+                _check_writable(_checkpoint_root(config, uri))  # before the run opens: a bad folder leaves no run
+            run = stack.enter_context(tracking.open_run(uri, experiment, name, {**tags, **processes},
+                                                        {**params_for(config), **_student_params(student)},
+                                                        resume=resume))
+            if resume:
+                run.set_tags(processes)
+            return run, _checkpoints(config, uri, run, tags)
+
+        # The other processes wait for the run id and the checkpoint folder (or the error).
+        run, checkpoints = ranks.lead(open_run, share=lambda opened: {"run_id": opened[0].run_id,
+                                                                      "folder": str(opened[1].directory)})
         status = "FAILED"
         try:
-            state = checkpoints.load() if resume else None
-            summary = _train_and_evaluate(catalog, config, prep, student, loss, run, started, checkpoints, state)
+            state = _load_checkpoint(ranks, checkpoints, resume)
+            summary = _train_and_evaluate(catalog, config, prep, student, loss, run, started, checkpoints, state,
+                                          ranks)
             status = "FINISHED"
         finally:
             catalog.pm.hook.qcrd_run_end(config=config, status=status, summary=summary if status == "FINISHED" else {})
             checkpoints.close(remove=status == "FINISHED" and not config["output"]["keep_checkpoint"])
     return {"run_id": run.run_id, "experiment": experiment, "config_hash": tags["qcrd.config_hash"], **summary}
+
+
+def _follow(catalog: Catalog, config: dict, prep: Prepared, student, loss, ranks, tags: dict[str, Any],
+            resume: str | None) -> None:
+    """A process other than the main one: wait for the main process to open the run (and
+    its checkpoint folder), then train in step with it.  It tracks nothing."""
+    from .checkpoint import Checkpoints
+
+    shared = ranks.lead(lambda: None)  # the run id and checkpoint folder (the main process holds its lock)
+    checkpoints = Checkpoints(Path(shared["folder"]), config["train"]["checkpoint_every"], shared["run_id"],
+                              tags["qcrd.config_hash"])
+    state = _load_checkpoint(ranks, checkpoints, resume)
+    _train_and_evaluate(catalog, config, prep, student, loss, None, 0.0, checkpoints, state, ranks)
+    return None
+
+
+def _load_checkpoint(ranks, checkpoints, resume: str | None) -> dict | None:
+    """The checkpoint a resumed run continues from: every process reads the same file (one
+    machine), and they must agree on its step before training goes on."""
+    from .errors import QcrdError
+
+    state, error = None, None
+    if resume:
+        try:
+            state = checkpoints.load()
+        except QcrdError as exc:
+            error = str(exc)
+    found = ranks.gather((error, None if state is None else state["step"]))
+    errors = [e for e, _ in found if e is not None]
+    if errors:
+        raise QcrdError(error or f"another process could not read the checkpoint: {errors[0]}")
+    steps = [step for _, step in found]
+    if any(step != steps[0] for step in steps):
+        raise QcrdError(f"the processes found different checkpoints in {checkpoints.directory} (steps {steps}); "
+                        f"several processes must share the checkpoint folder")
+    return state
 
 
 def _checkpoints(config: dict, uri: str, run, tags: dict[str, Any]):
@@ -245,25 +314,33 @@ def resume_config(uri: str, run_id: str) -> tuple[dict, str]:
 
 
 def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student, loss, run, started: float,
-                        checkpoints=None, state: dict | None = None) -> dict:
+                        checkpoints=None, state: dict | None = None, ranks=None) -> dict | None:
+    """Train, then score the test set.  ``run`` is None in a process other than the main
+    one: it trains, logs nothing and returns None."""
     from .evaluation import EXPLAIN, evaluate, generate
     from .training import Tokens, encode_examples, train
 
-    catalog.pm.hook.qcrd_run_start(config=config, run_id=run.run_id)
-    log = _logger(run, catalog)
-    if not run.logged:  # a resumed run has these already
-        _log_setup(run, catalog, prep)
-        if student.info.get("source", "").startswith("config:"):
-            _log_tokenizer(run, student)
+    if run is not None:
+        catalog.pm.hook.qcrd_run_start(config=config, run_id=run.run_id)
+        log = _logger(run, catalog)
+        if not run.logged:  # a resumed run has these already
+            _log_setup(run, catalog, prep)
+            if student.info.get("source", "").startswith("config:"):
+                _log_tokenizer(run, student)
+    else:
+        def log(metrics: dict[str, float], step: int) -> None:
+            pass
     log({f"data/{k}": v for k, v in prep.teacher_stats.items()}
         | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
            "data/test_size": len(prep.data.test)}, 0)
     tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
     encoded = encode_examples(tokens, prep.data.train, prep.positives, prep.targets, loss.predict_prefix)
     log({"data/label_target_truncated": _truncated_share(tokens, prep.targets or {})}, 0)
-    judge = _judge(prep, student, config, log, pretrain=state is None)
+    judge = _judge(prep, student, config, log, pretrain=state is None, device=None if ranks is None else ranks.device)
     result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge,
                    checkpoints, state)
+    if run is None:
+        return None
     device = next(student.model.parameters()).device
     if judge.sample_rows:
         run.log_table(judge.sample_rows, "negatives/scored_samples.json")
@@ -301,7 +378,7 @@ def _truncated_share(tokens, targets: dict[str, str]) -> float:
     return sum(n > tokens.max_out for n in lengths) / len(lengths)
 
 
-def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True):
+def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, device=None):
     """Negative generator and discriminator sessions for a loss that uses negatives."""
     from .components import TrainContext
     from .training import Judge
@@ -310,11 +387,13 @@ def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True):
     iteration_steps = tc["iteration_steps"] or tc["eval_every"]
     if not prep.components["loss"].uses_negatives:
         return Judge(iteration_steps=iteration_steps)
-    from accelerate import PartialState
+    if device is None:
+        from .distributed import process_state
 
+        device = process_state().device
     # The device accelerate will train on, so the judge and the generator sit beside the student.
     context = TrainContext(student=student, task=prep.task, train=prep.data.train, positives=prep.positives,
-                           teacher_negatives=prep.teacher_negatives, config=config, device=PartialState().device,
+                           teacher_negatives=prep.teacher_negatives, config=config, device=device,
                            iteration_steps=iteration_steps)
     negatives = prep.components["negatives"].session(context, config["negatives"])
     discriminator = prep.components["discriminator"].session(context, config["discriminator"])

@@ -113,7 +113,30 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
         status = "KILLED"
         raise
     finally:
-        mlflow.end_run(status=status)
+        with _signals_held():  # e.g. the SIGTERM a launcher sends when another process of the run failed
+            mlflow.end_run(status=status)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the block runs, then deliver them: a signal in the
+    middle of ending a run would leave it RUNNING."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not None}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 def _last_steps(run) -> dict[str, int]:

@@ -14,6 +14,13 @@ with gradients.  Validation runs every ``train.eval_every`` steps; the best-vali
 weights are kept so the test set is scored at the best step and at the final step.
 Every ``train.checkpoint_every`` steps the loop's whole state is checkpointed, and a
 resumed run replays the seeded data order to the step after its checkpoint.
+
+Several processes (``accelerate launch --multi_gpu --num_processes N`` or ``torchrun``; gloo
+on a machine without GPUs) train data-parallel: ``train.batch_size`` stays the global batch,
+each process takes its share of it, and gradients are averaged across processes after the
+backward pass, as DDP would.  The model is not wrapped in DDP: a step runs the encoder once
+and the decoder several times, which DDP's one-forward-per-backward contract does not allow.
+Only the main process logs, validates and writes checkpoints (``Ranks``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.modeling_outputs import BaseModelOutput
 
 from .checkpoint import Checkpoints, rng_state, set_rng_state
+from .distributed import GradientSync, Ranks, check_in_sync, combine, local_part, overlay, shard, sync_start
 from .components import Example, Loss, LossInputs, Rationale, Task
 from .errors import QcrdError
 from .evaluation import EXPLAIN, PREDICT, evaluate
@@ -152,22 +160,21 @@ def rationale_nll(model, encoder_states: torch.Tensor, mask: torch.Tensor, targe
     return sequence_nll(out.logits, labels)
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator, shard: int = 0, shards: int = 1,
-            lengths: list[int] | None = None, group: int = 0):
-    """Endless seeded shuffles of range(n), cut into global batches of ``batch_size × shards``
-    (the last of an epoch may be short); each process takes its own shard of each.
+def batches(n: int, batch_size: int, generator: torch.Generator, lengths: list[int] | None = None,
+            group: int = 0):
+    """Endless seeded shuffles of range(n), cut into global batches of ``batch_size`` (the
+    last of an epoch may be short); with several processes each takes its ``shard`` of each,
+    so the batches, and the data order, do not depend on the number of processes.
 
     With ``lengths`` and ``group`` > 0, each run of ``group`` batches of the shuffle is sorted
     by length before it is cut (less padding), and those batches are then shuffled among
     themselves, so batches stay random in order but hold examples of similar length."""
-    size = batch_size * shards
     while True:
         order = torch.randperm(n, generator=generator).tolist()
-        chunks = [order[start:start + size] for start in range(0, n, size)]
+        chunks = [order[start:start + batch_size] for start in range(0, n, batch_size)]
         if lengths is not None and group > 0:
-            chunks = _length_grouped(order, size, lengths, group, generator)
-        for chunk in chunks:
-            yield chunk[shard::shards]
+            chunks = _length_grouped(order, batch_size, lengths, group, generator)
+        yield from chunks
 
 
 def _length_grouped(order: list[int], size: int, lengths: list[int], group: int,
@@ -185,27 +192,34 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
           judge: Judge | None = None, checkpoints: Checkpoints | None = None,
           resume: dict[str, Any] | None = None) -> TrainResult:
     """Train for ``train.steps`` optimizer steps; with ``resume`` (a checkpoint's state),
-    continue from the step after it, exactly as the uninterrupted run would have."""
+    continue from the step after it, exactly as the uninterrupted run would have.
+
+    In several processes every process calls this; only the main one calls ``log``,
+    validates, keeps the best weights and writes ``checkpoints`` (the others' ``log`` is
+    never called), and every process loads the same ``resume`` state."""
     tc = cfg["train"]
     if not train_set:  # the batch stream would never yield
         raise QcrdError("no training examples to train on")
     judge = judge or Judge()
+    ranks = Ranks()
     accelerator = Accelerator(gradient_accumulation_steps=tc["grad_accum"], mixed_precision=tc["mixed_precision"])
-    if accelerator.num_processes > 1:
-        # The shared encoder pass, the judge and the scheduler are not DDP-ready yet.
-        raise QcrdError("training in several processes is not supported yet; run one process per job")
     model, tokenizer = student.model, student.tokenizer
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    # The plain scheduler, stepped once per optimizer step below: accelerate's wrapper steps
+    # it once per process.  The model gets device placement and mixed precision but no DDP
+    # wrapper (evaluation_mode): gradients are averaged by `sync` instead.
     scheduler = get_linear_schedule_with_warmup(optimizer, tc["warmup_steps"], tc["steps"])
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model = accelerator.prepare_model(model, evaluation_mode=True)
+    optimizer = accelerator.prepare_optimizer(optimizer)
     device = accelerator.device
     step_fn = StepLoss(accelerator.unwrap_model(model), model, tokens, loss, loss_params, judge, device,
                        torch.Generator().manual_seed(cfg["seed"] + 1))
+    judge_params = list(judge.discriminator.parameters()) if judge.discriminator is not None else []
+    sync = GradientSync(list(model.parameters()) + judge_params, ranks)
 
     generator = torch.Generator().manual_seed(cfg["seed"])
     lengths = [len(it.explain) + len(it.label) + sum(map(len, it.positives)) for it in train_set]
-    stream = batches(len(train_set), tc["batch_size"], generator, accelerator.process_index,
-                     accelerator.num_processes, lengths, tc["group_by_length"])
+    stream = batches(len(train_set), tc["batch_size"], generator, lengths, tc["group_by_length"])
     val_subset = val[: cfg["eval"]["val_limit"]] if cfg["eval"]["val_limit"] else val
     result = TrainResult(best_step=0, best_val_accuracy=None, best_state=None)
     window: dict[str, float] = {}
@@ -215,61 +229,95 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
         first = resume["step"] + 1
         for _ in range(resume["step"] * tc["grad_accum"]):  # the stream is seeded: replay its order
             next(stream)
+        own = resume.get("ranks") or []
+        if ranks.world > 1 and len(own) == ranks.world:
+            # Each process's own generators and judge state (its negatives); from a checkpoint
+            # of another process count, every process goes on with the main process's.
+            own = own[ranks.rank]
+            resume = {**resume, "rng": own["rng"], "selection_rng": own["selection_rng"],
+                      "judge": overlay(resume["judge"], own["judge"])}
         _restore(resume, accelerator.unwrap_model(model), optimizer, scheduler, step_fn, judge, result)
         if accelerator.scaler is not None and resume.get("scaler"):  # fp16's loss scale
             accelerator.scaler.load_state_dict(resume["scaler"])
         window, window_steps, window_examples = resume["window"], *resume["window_counts"]
+    elif ranks.world > 1:
+        sync_start(ranks, accelerator.unwrap_model(model), judge)
 
     model.train()
     progress = tqdm(range(first, tc["steps"] + 1), desc=f"{cfg['method']}/{cfg['task']['name']}", unit="step",
-                    initial=first - 1, total=tc["steps"], disable=not accelerator.is_main_process)
+                    initial=first - 1, total=tc["steps"], disable=not ranks.is_main)
     for step in progress:
         for _ in range(tc["grad_accum"]):
-            items = [train_set[i] for i in next(stream)]
+            items, scale = shard(next(stream), ranks.rank, ranks.world)
+            items = [train_set[i] for i in items]
             with accelerator.accumulate(model):
                 out = step_fn(items, step)
-                accelerator.backward(out.total)
+                accelerator.backward(out.total if scale == 1 else out.total * scale)
+                if accelerator.sync_gradients:
+                    sync()
                 if accelerator.sync_gradients and tc["max_grad_norm"] > 0:
                     accelerator.clip_grad_norm_(model.parameters(), tc["max_grad_norm"])
                 optimizer.step()
-                scheduler.step()
+                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                    scheduler.step()
                 optimizer.zero_grad()
                 if judge.discriminator is not None and accelerator.sync_gradients:
                     judge.discriminator.step(loss_params.get("alpha3_decay", 1.0) ** ((step - 1) // judge.iteration_steps))
-            for name, value in {"loss": out.total, **out.terms}.items():
-                window[name] = window.get(name, 0.0) + float(value.detach()) / tc["grad_accum"]
-            window_examples += len(items)
+            terms = {name: float(value.detach()) / tc["grad_accum"]
+                     for name, value in {"loss": out.total, **out.terms}.items()}
+            examples = len(items)
+            if ranks.world > 1:  # the whole batch's values, which every process then holds alike
+                terms, examples = combine(ranks.gather((terms, len(items) if scale else 0)))
+            for name, value in terms.items():
+                window[name] = window.get(name, 0.0) + value
+            window_examples += examples
         window_steps += 1
 
         if step % tc["log_every"] == 0 or step == tc["steps"]:
-            seconds = time.perf_counter() - window_start
-            metrics = {f"train/{k}": v / window_steps for k, v in window.items()}
-            metrics["train/lr"] = scheduler.get_last_lr()[0]
-            metrics["train/examples_per_s"] = window_examples / max(seconds, 1e-9)
-            log(metrics, step)
-            progress.set_postfix(loss=f"{metrics['train/loss']:.3f}")
+            if ranks.is_main:
+                seconds = time.perf_counter() - window_start
+                metrics = {f"train/{k}": v / window_steps for k, v in window.items()}
+                metrics["train/lr"] = scheduler.get_last_lr()[0]
+                metrics["train/examples_per_s"] = window_examples / max(seconds, 1e-9)
+                log(metrics, step)
+                progress.set_postfix(loss=f"{metrics['train/loss']:.3f}")
             window, window_steps, window_examples, window_start = {}, 0, 0, time.perf_counter()
 
         if val_subset and (step % tc["eval_every"] == 0 or step == tc["steps"]):
             eval_start = time.perf_counter()
-            metrics, _ = evaluate(accelerator.unwrap_model(model), tokenizer, task, val_subset, cfg, device, loss)
+            ranks.lead(lambda: _validate(accelerator.unwrap_model(model), tokenizer, task, val_subset, cfg, device,
+                                         loss, log, step, result))
             window_start += time.perf_counter() - eval_start  # throughput counts training only
-            log({"val/accuracy": metrics["accuracy"], "val/parse_rate": metrics["parse_rate"]}, step)
-            result.history.append({"step": step, **metrics})
-            if result.best_val_accuracy is None or metrics["accuracy"] > result.best_val_accuracy:
-                result.best_val_accuracy, result.best_step = metrics["accuracy"], step
-                result.best_state = copy.deepcopy(
-                    {k: v.detach().cpu() for k, v in accelerator.unwrap_model(model).state_dict().items()})
 
         if checkpoints is not None and checkpoints.due(step, tc["steps"]):
-            state = _state(step, accelerator.unwrap_model(model), optimizer, scheduler, step_fn, judge, result,
-                           window, (window_steps, window_examples))
-            if accelerator.scaler is not None:
-                state["scaler"] = accelerator.scaler.state_dict()
-            checkpoints.save(state)
+            own = ranks.gather({"rng": rng_state(), "selection_rng": step_fn.generator.get_state(),
+                                "judge": local_part(judge.state_dict())}) if ranks.world > 1 else None
+
+            def save() -> None:
+                state = _state(step, accelerator.unwrap_model(model), optimizer, scheduler, step_fn, judge, result,
+                               window, (window_steps, window_examples))
+                if ranks.world > 1:
+                    state["ranks"] = own
+                if accelerator.scaler is not None:
+                    state["scaler"] = accelerator.scaler.state_dict()
+                checkpoints.save(state)
+            ranks.lead(save)
     progress.close()
+    if ranks.world > 1:
+        check_in_sync(ranks, list(model.parameters()) + judge_params)
     student.model = accelerator.unwrap_model(model)
     return result
+
+
+def _validate(model, tokenizer, task: Task, val_subset: list[Example], cfg: dict, device, loss: Loss,
+              log: Callable[[dict[str, float], int], None], step: int, result: TrainResult) -> None:
+    """Score the validation subset, log it, and keep the best weights so far (main process)."""
+    metrics, _ = evaluate(model, tokenizer, task, val_subset, cfg, device, loss)
+    log({"val/accuracy": metrics["accuracy"], "val/parse_rate": metrics["parse_rate"]}, step)
+    result.history.append({"step": step, **metrics})
+    if result.best_val_accuracy is None or metrics["accuracy"] > result.best_val_accuracy:
+        result.best_val_accuracy, result.best_step = metrics["accuracy"], step
+        result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
 def _state(step: int, model, optimizer, scheduler, step_fn: StepLoss, judge: Judge, result: TrainResult,
