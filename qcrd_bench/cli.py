@@ -110,7 +110,8 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
         given = [name for name, value in (("--method", method), ("--task", task), ("--student", student),
                                           ("--teacher", teacher), ("--preset", preset), ("--seed", seed),
                                           ("--limit", limit), ("--config", config_file),
-                                          ("--experiment", experiment), ("--child-of", child_of)) if value]
+                                          ("--experiment", experiment), ("--child-of", child_of))
+                 if value is not None]
         given += [f"--set {item}" for item in sets if not item.startswith("train.threads=")]
         if given:
             raise Failure(f"--resume continues the run with its own config: drop {', '.join(given)}")

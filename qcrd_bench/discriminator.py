@@ -60,6 +60,9 @@ class DiscriminatorSession:
         encoder, self.tokenizer = load_encoder(params["encoder"], context)
         torch.manual_seed(context.config["seed"])  # the head's initialisation follows the run's seed
         self.module = EncoderMaxPool(encoder, hidden_size(encoder)).to(context.device)
+        # Trains from the start (dropout on), whether or not it is pre-trained: a pretrained
+        # encoder loads in eval mode, and a resumed run skips pre-training.
+        self.module.train()
         self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=params["lr"])
 
     def parameters(self):

@@ -26,6 +26,7 @@ from typing import Callable
 
 from .ablate import Cell, Grid, cell_settings, child_argv, resumable_children
 from .errors import ConfigError
+from .tracking import redact_url
 
 # Passed to the workers' environment (never API keys: children train, they do not call teachers).
 FORWARDED_ENV = ("QCRD_BENCH_DATA_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME", "TOKENIZERS_PARALLELISM")
@@ -110,7 +111,7 @@ class RayExecutor:
         resources = ray.cluster_resources()
         self.echo(f"ray: {len(todo)} children, {self.cpus} CPU(s){f' and {self.gpus} GPU(s)' if self.gpus else ''} "
                   f"each, on a cluster of {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs; "
-                  f"store at {uri}")
+                  f"store at {redact_url(uri)}")
         pending = {task.remote(self.grid, cell, uri, self.experiment, self.parent_id, self.cpus, self.plugins_dir):
                    (number, cell) for number, cell in enumerate(todo, 1)}
         failed: list[str] = []
@@ -128,8 +129,10 @@ class RayExecutor:
                     failed.append(cell.key)
                 self.echo(f"{label}: {'failed: ' if status else ''}{line} ({time.monotonic() - started:.0f} s)")
         except BaseException:
-            for ref in pending:  # Ctrl-C or SIGTERM: each child ends its run KILLED
+            for ref in pending:  # Ctrl-C or SIGTERM: each child ends its run KILLED ...
                 ray.cancel(ref)
+            # ... through the tracking server, which must outlive them.
+            ray.wait(list(pending), num_returns=len(pending), timeout=60)
             raise
         return failed
 

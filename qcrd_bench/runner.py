@@ -185,14 +185,18 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
         return _follow(catalog, config, prep, student, loss, ranks, tags, resume)
     with contextlib.ExitStack() as stack:
         def open_run():
-            if config["train"]["checkpoint_every"] and not resume:
+            held = None
+            if resume:  # the lock first: a run still training in another process is left untouched
+                held = _resumed_checkpoints(config, uri, resume, tags)
+                stack.callback(held.close)
+            elif config["train"]["checkpoint_every"]:
                 _check_writable(_checkpoint_root(config, uri))  # before the run opens: a bad folder leaves no run
             run = stack.enter_context(tracking.open_run(uri, experiment, name, {**tags, **processes},
                                                         {**params_for(config), **_student_params(student)},
                                                         resume=resume))
             if resume:
                 run.set_tags(processes)
-            return run, _checkpoints(config, uri, run, tags)
+            return run, held or _checkpoints(config, uri, run, tags)
 
         # The other processes wait for the run id and the checkpoint folder (or the error).
         run, checkpoints = ranks.lead(open_run, share=lambda opened: {"run_id": opened[0].run_id,
@@ -246,20 +250,31 @@ def _load_checkpoint(ranks, checkpoints, resume: str | None) -> dict | None:
 
 
 def _checkpoints(config: dict, uri: str, run, tags: dict[str, Any]):
-    """The run's checkpoint folder, opened (writable, locked) before training starts."""
+    """A new run's checkpoint folder, opened (writable, locked) before training starts."""
+    from .checkpoint import Checkpoints
+
+    folder = _checkpoint_root(config, uri) / run.run_id
+    if config["train"]["checkpoint_every"]:
+        run.set_tags({"qcrd.checkpoint_dir": str(folder)})
+    checkpoints = Checkpoints(folder, config["train"]["checkpoint_every"], run.run_id, tags["qcrd.config_hash"])
+    checkpoints.open()
+    return checkpoints
+
+
+def _resumed_checkpoints(config: dict, uri: str, run_id: str, tags: dict[str, Any]):
+    """A stopped run's checkpoint folder, locked before the run is reopened: a second
+    ``--resume`` of a run still training must not touch its MLflow status."""
     from .checkpoint import Checkpoints
     from .errors import ConfigError
+    from .tracking import find_run
 
-    if run.tags.get("qcrd.rationales_sha256", tags["qcrd.rationales_sha256"]) != tags["qcrd.rationales_sha256"]:
-        raise ConfigError(f"run {run.run_id}: its rationales changed since it started "
-                          f"({run.tags['qcrd.rationales_sha256']} -> {tags['qcrd.rationales_sha256']}); cannot resume")
-    if "qcrd.checkpoint_dir" in run.tags:
-        folder = Path(run.tags["qcrd.checkpoint_dir"])
-    else:
-        folder = _checkpoint_root(config, uri) / run.run_id
-        if config["train"]["checkpoint_every"]:
-            run.set_tags({"qcrd.checkpoint_dir": str(folder)})
-    checkpoints = Checkpoints(folder, config["train"]["checkpoint_every"], run.run_id, tags["qcrd.config_hash"])
+    stored = find_run(uri, run_id).data.tags
+    if stored.get("qcrd.rationales_sha256", tags["qcrd.rationales_sha256"]) != tags["qcrd.rationales_sha256"]:
+        raise ConfigError(f"run {run_id}: its rationales changed since it started "
+                          f"({stored['qcrd.rationales_sha256']} -> {tags['qcrd.rationales_sha256']}); cannot resume")
+    folder = Path(stored["qcrd.checkpoint_dir"]) if "qcrd.checkpoint_dir" in stored else \
+        _checkpoint_root(config, uri) / run_id
+    checkpoints = Checkpoints(folder, config["train"]["checkpoint_every"], run_id, tags["qcrd.config_hash"])
     checkpoints.open()
     return checkpoints
 
@@ -416,8 +431,9 @@ def _student_params(student) -> dict[str, Any]:
 
 def _logger(run, catalog: Catalog):
     def log(metrics: dict[str, float], step: int) -> None:
-        run.log_metrics(metrics, step)
-        catalog.pm.hook.qcrd_log_metrics(metrics=metrics, step=step)
+        logged = run.log_metrics(metrics, step)  # a resumed run drops steps it logged before
+        if logged:
+            catalog.pm.hook.qcrd_log_metrics(metrics=logged, step=step)
     return log
 
 

@@ -34,12 +34,14 @@ class TrackedRun:
         self.tags = dict(run.data.tags)
         self.logged = _last_steps(run) if run.data.metrics else {}
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> dict[str, float]:
+        """Log ``metrics`` at ``step``; returns those logged (not logged before at that step)."""
         import mlflow
 
         new = {k: float(v) for k, v in metrics.items() if step is None or step > self.logged.get(k, -1)}
         if new:
             mlflow.log_metrics(new, step=step)
+        return new
 
     def set_tags(self, tags: dict[str, str]) -> None:
         import mlflow

@@ -210,3 +210,16 @@ def test_judge_scores_by_length_chunks_equal_one_padded_batch():
     assert TEXTS[4].startswith(clipped) and 0 < len(clipped) < len(TEXTS[4])
     assert len(session.tokenizer(clipped, add_special_tokens=False)["input_ids"]) == 3
     assert torch.allclose(session.scores([TEXTS[0]], [TEXTS[4]]), session.scores([TEXTS[0]], [clipped]))
+
+
+def test_judge_trains_with_dropout_from_the_start_even_from_an_eval_mode_encoder():
+    """A pretrained encoder loads in eval mode and a resumed run skips pre-training (which
+    used to be the only switch to training mode): the judge must train alike in both lives."""
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    student = tiny()
+    student.model.eval()  # as from_pretrained leaves a pretrained model
+    context = TrainContext(student, None, [], {}, {}, CFG, torch.device("cpu"), 1)
+    params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8}
+    session = DiscriminatorSession(context, params)
+    assert all(m.training for m in session.module.modules())

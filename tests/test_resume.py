@@ -98,6 +98,28 @@ def test_resume_refuses_a_finished_run_and_other_options(mirror, tmp_path):
     assert "no such run" in unknown.stdout.read()
 
 
+@pytest.mark.slow
+def test_resuming_a_run_still_training_is_refused_and_leaves_it_alone(mirror, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = cli("run", *[a.replace("train.steps=24", "train.steps=2000") for a in RUN], "--tracking-uri", uri,
+                cwd=tmp_path)
+    try:
+        deadline = time.time() + 300
+        while not list((tmp_path / "checkpoints").glob("*/checkpoint.pt")) and time.time() < deadline:
+            assert first.poll() is None, first.communicate()[0]
+            time.sleep(0.1)
+        run_id = only_run(uri).info.run_id
+        second = cli("run", "--resume", run_id, "--tracking-uri", uri, cwd=tmp_path)
+        out = second.communicate(timeout=300)[0]
+        assert second.returncode == 2 and "still training in another process" in out, out
+        assert only_run(uri).info.status == "RUNNING"  # the live run's status is untouched
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert only_run(uri).info.status == "KILLED"
+
+
 def test_checkpoint_write_is_atomic_when_the_disk_fills(tmp_path, monkeypatch):
     checkpoints = Checkpoints(tmp_path / "run", every=1, run_id="r", config_hash="h")
     checkpoints.open()
