@@ -263,6 +263,12 @@ def _run_here(catalog: Catalog, todo: list[Cell], uri: str, experiment: str, par
     return failed
 
 
+def last_line(text: str) -> str:
+    """What to show of a child process's output: its last ``error:`` line, else its last line."""
+    lines = [line for line in text.strip().splitlines() if line.startswith("error:")] or text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def child_argv(grid: Grid, cell: Cell, uri: str, experiment: str, parent_id: str, threads: int,
                plugins_dir: str | None, resume: str | None, config_file: Path) -> list[str]:
     """The ``qcrd-bench`` arguments that run one cell in a process of its own: the cell's
@@ -327,10 +333,9 @@ class Workers:
         out, err = proc.communicate()
         label = f"[{number}/{total}] {cell.variant.label} {cell.task} seed {cell.seed}"
         if proc.returncode == 0:
-            self.echo(f"{label}: {out.strip().splitlines()[-1] if out.strip() else 'done'}")
+            self.echo(f"{label}: {last_line(out) or 'done'}")
             return None
-        lines = [line for line in err.strip().splitlines() if line.startswith("error:")] or err.strip().splitlines()
-        self.echo(f"{label}: failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        self.echo(f"{label}: failed: {last_line(err) or f'exit {proc.returncode}'}")
         return cell.key
 
     def _stop_all(self) -> None:

@@ -45,11 +45,8 @@ class Checkpoints:
         writes no checkpoints and has none touches nothing."""
         if self.every == 0 and not self.directory.exists():
             return
+        ensure_writable(self.directory, "checkpoint directory")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            probe = self.directory / f".probe-{os.getpid()}"
-            probe.write_bytes(b"0" * 4096)
-            probe.unlink()
             self._lock_handle = open(self.directory / "lock", "a")
         except OSError as exc:
             raise QcrdError(f"checkpoint directory {self.directory}: not writable: {exc.strerror or exc}") from None
@@ -102,6 +99,17 @@ class Checkpoints:
             if state.get(key) != expected:
                 raise QcrdError(f"checkpoint {self.path}: {key} is {state.get(key)!r}, this run's is {expected!r}")
         return state
+
+
+def ensure_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` and write a probe file in it, or raise one clear line naming ``what``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise QcrdError(f"{what} {folder}: not writable: {exc.strerror or exc}") from None
 
 
 def _sync_directory(directory: Path) -> None:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .ablate import Cell, Grid, cell_settings, child_argv, resumable_children
+from .ablate import Cell, Grid, cell_settings, child_argv, last_line, resumable_children
 from .errors import ConfigError
 from .tracking import redact_url
 
@@ -66,13 +66,8 @@ def run_child(grid: Grid, cell: Cell, uri: str, experiment: str, parent_id: str,
             proc.wait()
             raise
     if proc.returncode not in (0, USER_ERROR):
-        raise ChildCrashed(f"exit {proc.returncode}: {_last_line(err)}")
-    return proc.returncode, _last_line(out if proc.returncode == 0 else err)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.startswith("error:")] or text.strip().splitlines()
-    return lines[-1] if lines else ""
+        raise ChildCrashed(f"exit {proc.returncode}: {last_line(err)}")
+    return proc.returncode, last_line(out if proc.returncode == 0 else err)
 
 
 class RayExecutor:

@@ -164,6 +164,7 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
     import torch
 
     from . import tracking
+    from .checkpoint import ensure_writable
 
     torch.set_num_threads(config["train"]["threads"])
     if config["train"]["deterministic"]:
@@ -190,7 +191,8 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
                 held = _resumed_checkpoints(config, uri, resume, tags)
                 stack.callback(held.close)
             elif config["train"]["checkpoint_every"]:
-                _check_writable(_checkpoint_root(config, uri))  # before the run opens: a bad folder leaves no run
+                # Before the run opens: a bad folder leaves no run behind.
+                ensure_writable(_checkpoint_root(config, uri), "output.checkpoint_dir")
             run = stack.enter_context(tracking.open_run(uri, experiment, name, {**tags, **processes},
                                                         {**params_for(config), **_student_params(student)},
                                                         resume=resume))
@@ -287,17 +289,6 @@ def _checkpoint_root(config: dict, uri: str) -> Path:
     store = sqlite_path(uri)
     root = config["output"]["checkpoint_dir"] or (store.parent / "checkpoints" if store else Path("checkpoints"))
     return Path(root).resolve()
-
-
-def _check_writable(folder: Path) -> None:
-    from .errors import ConfigError
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"output.checkpoint_dir {folder}: not writable: {exc.strerror or exc}") from None
 
 
 def _deterministic() -> None:

@@ -246,9 +246,9 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, Any], 
 
     from .errors import ConfigError
 
-    client = mlflow.MlflowClient(uri)
     try:
-        with store_lock(uri):
+        with store_lock(uri):  # MlflowClient creates a new store's tables as it is made
+            client = mlflow.MlflowClient(uri)
             found = client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else client.create_experiment(experiment)
         previous = client.search_runs([experiment_id], f"tags.`qcrd.grid_key` = '{tags['qcrd.grid_key']}'",

@@ -38,9 +38,14 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
 
 
 def runs_in(uri: str):
-    """Every run in every experiment of a tracking store."""
+    """Every run in every experiment of a tracking store.  Under the store's lock, as the
+    suite's own processes take it: a test polling a store that a subprocess is creating
+    would otherwise race MLflow's schema migration ("duplicate column name")."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    ids = [e.experiment_id for e in client.search_experiments()]
+    from qcrd_bench.tracking import store_lock
+
+    with store_lock(uri):  # MlflowClient creates a new store's tables as it is made
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        ids = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(ids) if ids else []
