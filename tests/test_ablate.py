@@ -48,22 +48,39 @@ def test_bad_grids_fail_before_any_run(mirror, tracking_uri, args, message):
     assert runs_in(tracking_uri) == []
 
 
+# Holds the third cell (finetune, seed 0) at its start, so the sweep is surely killed inside it.
+HOLD_THIRD = """
+import time
+from qcrd_bench.hookspecs import hookimpl
+
+@hookimpl
+def qcrd_run_start(config, run_id):
+    if config["method"] == "finetune" and config["seed"] == 0:
+        time.sleep(600)
+"""
+
+
 def test_grid_runs_as_parent_and_children_and_resumes(mirror, tracking_uri, tmp_path):
     args = ["ablate", "-m", "dss,finetune", "--seeds", "0,1", *FAST, "--tracking-uri", tracking_uri]
-    # Kill the sweep once its second child has finished.
-    proc = subprocess.Popen([sys.executable, "-m", "qcrd_bench.cli", *args[0:]], cwd=tmp_path, env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "hold_third.py").write_text(HOLD_THIRD)
+    # Kill the sweep (SIGTERM) once its second child has finished: the third is being held.
+    proc = subprocess.Popen([sys.executable, "-m", "qcrd_bench.cli", *args, "--plugins-dir", str(plugins)],
+                            cwd=tmp_path, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if sum(r.info.status == "FINISHED" for r in _children(tracking_uri)) >= 2:
+        statuses = [r.info.status for r in _children(tracking_uri)]
+        if statuses.count("FINISHED") >= 2 and "RUNNING" in statuses:  # the third is open and held
             break
-        time.sleep(0.5)
+        time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=120)[0].decode()
     statuses = [r.info.status for r in runs_in(tracking_uri)]
     assert "RUNNING" not in statuses, output
     finished_before = sum(r.info.status == "FINISHED" for r in _children(tracking_uri))
-    assert 2 <= finished_before < 4, output
+    assert finished_before == 2, output
+    assert "KILLED" in statuses, output  # the held child, stopped by the signal
 
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
