@@ -43,9 +43,10 @@ def run_child(grid: Grid, cell: Cell, uri: str, experiment: str, parent_id: str,
     returns (exit status, the last line worth showing)."""
     import mlflow
 
+    from .tracking import ParentRun
+
     client = mlflow.MlflowClient(tracking_uri=uri)
-    children = client.search_runs([client.get_run(parent_id).info.experiment_id],
-                                  f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50000)
+    children = ParentRun(client, parent_id, client.get_run(parent_id).info.experiment_id).children()
     resume = resumable_children(children, {cell.key}).get(cell.key)
     for run in children:
         # An earlier attempt of this task whose process died, and that left nothing to
