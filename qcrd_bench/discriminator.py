@@ -16,6 +16,7 @@ from torch import nn
 
 from .components import TrainContext
 from .errors import ConfigError
+from .students import autocast
 
 
 class EncoderMaxPool(nn.Module):
@@ -85,7 +86,8 @@ class DiscriminatorSession:
         for start in range(0, len(order), chunk):
             batch = self.tokenizer.pad({"input_ids": [pairs[i] for i in order[start:start + chunk]]},
                                        return_tensors="pt").to(self.context.device)
-            parts.append(self.module(batch["input_ids"], batch["attention_mask"]))
+            with autocast(self.context.config, self.context.device):
+                parts.append(self.module(batch["input_ids"], batch["attention_mask"]).float())
         inverse = torch.empty(len(order), dtype=torch.long, device=self.context.device)
         inverse[torch.tensor(order, device=self.context.device)] = torch.arange(len(order), device=self.context.device)
         return torch.cat(parts)[inverse]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
     from .checkpoint import ensure_writable
 
     torch.set_num_threads(config["train"]["threads"])
+    _warn_on_emulated_bf16(config, ranks.device)
     if config["train"]["deterministic"]:
         _deterministic()
     _seed_everything(config["seed"])
@@ -382,6 +384,15 @@ def _truncated_share(tokens, targets: dict[str, str]) -> float:
         return 0.0
     lengths = [len(ids) for ids in tokens.tokenizer(list(targets.values()))["input_ids"]]
     return sum(n > tokens.max_out for n in lengths) / len(lengths)
+
+
+def _warn_on_emulated_bf16(config: dict, device) -> None:
+    from .students import native_bf16
+
+    if config["train"]["mixed_precision"] == "bf16" and not native_bf16(device):
+        print(f"warning: train.mixed_precision=bf16, but {device} has no native bf16 (on a CPU: AVX512-BF16 "
+              "or AMX); training will be slower than in float32. Pass --set train.mixed_precision=no.",
+              file=sys.stderr)
 
 
 def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, device=None):

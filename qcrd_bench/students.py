@@ -13,6 +13,7 @@ A student is a small encoder-decoder LM trained with two task prefixes,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import string
 import warnings
@@ -255,6 +256,30 @@ def load_pretrained(auto_class, name: str, error: type[QcrdError] = None, label:
                         f"HF_HUB_OFFLINE=1) and the model is not in the local cache; {offline_remedy}") from err
         raise error(f"{prefix}cannot load {name!r} from the Hugging Face hub: {_first_line(err)}") from err
     return model, tokenizer
+
+
+def autocast(config: dict, device) -> contextlib.AbstractContextManager:
+    """``train.mixed_precision`` as an autocast context on ``device``, for forward passes
+    that do not go through the model accelerate wrapped (the quality judge)."""
+    mode = config["train"]["mixed_precision"]
+    if mode == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type,
+                          dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
+
+
+def native_bf16(device) -> bool:
+    """Whether ``device`` computes bf16 natively (on a CPU: AVX512-BF16 or AMX through
+    oneDNN); elsewhere autocast to bf16 is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return True
 
 
 def save_student(student: Student, directory: Path) -> None:

@@ -251,7 +251,10 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
             items, scale = shard(next(stream), ranks.rank, ranks.world)
             items = [train_set[i] for i in items]
             with accelerator.accumulate(model):
-                out = step_fn(items, step)
+                # The whole step under autocast, not only the wrapped forward: the shared
+                # encoder pass and the judge run outside it.
+                with accelerator.autocast():
+                    out = step_fn(items, step)
                 accelerator.backward(out.total if scale == 1 else out.total * scale)
                 if accelerator.sync_gradients:
                     sync()

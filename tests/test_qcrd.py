@@ -17,7 +17,7 @@ from conftest import runs_in
 
 TEXTS = ["Tom has 3 apples and buys 4 more.", "A box holds 12 pens; 5 are taken.", "( 3.0 + 4.0 )", "( 12.0 - 5.0 )",
          "Tom had 3 and bought 4, so 3 + 4 = 7.", "12 - 5 = 7 pens remain.", "explain: predict:"]
-CFG = {"train": {"max_input_length": 64, "max_target_length": 32}, "seed": 0}
+CFG = {"train": {"max_input_length": 64, "max_target_length": 32, "mixed_precision": "no"}, "seed": 0}
 
 
 def tiny():
@@ -210,6 +210,23 @@ def test_judge_scores_by_length_chunks_equal_one_padded_batch():
     assert TEXTS[4].startswith(clipped) and 0 < len(clipped) < len(TEXTS[4])
     assert len(session.tokenizer(clipped, add_special_tokens=False)["input_ids"]) == 3
     assert torch.allclose(session.scores([TEXTS[0]], [TEXTS[4]]), session.scores([TEXTS[0]], [clipped]))
+
+
+def test_judge_scores_in_the_runs_mixed_precision_as_float32():
+    """Under train.mixed_precision=bf16 the judge's encoder runs in bf16 autocast (it sits
+    outside the forward accelerate wraps); its scores come back float32, near the fp32 ones."""
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8}
+    scores = {}
+    for mode in ("no", "bf16"):
+        config = {**CFG, "train": {**CFG["train"], "mixed_precision": mode}}
+        session = DiscriminatorSession(TrainContext(tiny(), None, [], {}, {}, config, torch.device("cpu"), 1), params)
+        session.module.eval()
+        scores[mode] = session.scores([TEXTS[0], TEXTS[1]], [TEXTS[4], TEXTS[5]])
+    assert scores["bf16"].dtype == torch.float32
+    assert torch.allclose(scores["bf16"], scores["no"], atol=2e-2)
+    assert not torch.equal(scores["bf16"], scores["no"])  # bf16 did run
 
 
 def test_judge_trains_with_dropout_from_the_start_even_from_an_eval_mode_encoder():

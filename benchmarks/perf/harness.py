@@ -33,6 +33,7 @@ from qcrd_bench.evaluation import generate
 from qcrd_bench.plugins import load_catalog
 from qcrd_bench.runner import build_student, prepare
 from qcrd_bench.selfplay import sample
+from qcrd_bench.students import autocast
 from qcrd_bench.training import Judge, StepLoss, Tokens, encode_examples, train
 
 MAX_INPUT_LENGTH, MAX_TARGET_LENGTH = 128, 64  # the smoke and cpu presets' lengths
@@ -233,11 +234,13 @@ class FixedNegatives:
         return []
 
 
-def time_steps(fn, items, optimizer, judge: Judge, steps: int) -> list[float]:
+def time_steps(fn, items, optimizer, judge: Judge, steps: int, config: dict) -> list[float]:
+    """Step times under the config's train.mixed_precision, as the trainer runs them."""
     times = []
     for step in range(1, steps + 1):
         start = now()
-        out = fn(items, step)
+        with autocast(config, CPU):
+            out = fn(items, step)
         out.total.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -247,8 +250,9 @@ def time_steps(fn, items, optimizer, judge: Judge, steps: int) -> list[float]:
     return times
 
 
-def qcrd_setup(student: str, batch: int, threads: int, catalog=None) -> Setup:
-    return make_setup("qcrd", student, batch, threads, catalog, **{"discriminator.pretrain_steps": 0})
+def qcrd_setup(student: str, batch: int, threads: int, catalog=None, mixed_precision: str = "no") -> Setup:
+    return make_setup("qcrd", student, batch, threads, catalog, **{"discriminator.pretrain_steps": 0,
+                                                                    "train.mixed_precision": mixed_precision})
 
 
 def qcrd_vs_dss(setup: Setup, steps: int, warmup: int = 1) -> dict[str, Any]:
@@ -261,8 +265,9 @@ def qcrd_vs_dss(setup: Setup, steps: int, warmup: int = 1) -> dict[str, Any]:
     chosen = [e for e in prep.data.train if len(prep.positives.get(e.id, [])) == 5][:batch]
 
     start = now()
-    negatives = sample(student.model, student.tokenizer, [EXPLAIN + e.input for e in chosen], temperature=1.5,
-                       config=config, device=CPU)
+    with autocast(config, CPU):
+        negatives = sample(student.model, student.tokenizer, [EXPLAIN + e.input for e in chosen], temperature=1.5,
+                           config=config, device=CPU)
     sampling_s = now() - start
     student.model.train()
 
@@ -291,7 +296,7 @@ def qcrd_vs_dss(setup: Setup, steps: int, warmup: int = 1) -> dict[str, Any]:
     ):
         items = encode_examples(setup.tokens, chosen, positives)
         fn = StepLoss(student.model, student.model, setup.tokens, loss, params, judge, CPU, generator)
-        results[name] = statistics.median(time_steps(fn, items, optimizer, judge, warmup + steps)[warmup:])
+        results[name] = statistics.median(time_steps(fn, items, optimizer, judge, warmup + steps, config)[warmup:])
     return {"batch": len(chosen), "positives_per_example": 5, "negatives_per_example": 1, "steps": steps,
             "dss_step_s_median": results["dss"], "qcrd_step_s_median": results["qcrd"],
             "qcrd_over_dss": results["qcrd"] / results["dss"],

@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="see run_all.py --help")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no",
+                        help="train.mixed_precision of both steps (bf16: autocast, as the cpu preset trains)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -37,10 +39,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     harness.set_clock(args.clock)
-    setup = harness.qcrd_setup(args.student, args.batch, args.threads)
+    setup = harness.qcrd_setup(args.student, args.batch, args.threads, mixed_precision=args.mixed_precision)
     result = harness.qcrd_vs_dss(setup, args.steps, args.warmup)
     report = {"student": args.student, "n_params": harness.n_params(setup.student.model), "threads": args.threads,
-              "clock": args.clock, **result}
+              "mixed_precision": args.mixed_precision, "clock": args.clock, **result}
     print(f"| step | median s |\n|---|---|\n| dss | {result['dss_step_s_median']:.3f} |\n"
           f"| qcrd | {result['qcrd_step_s_median']:.3f} |\nqcrd/dss = {result['qcrd_over_dss']:.2f} (goal <= 2.0); "
           f"self-play sampling {result['selfplay_rationales_per_s']:.1f} rationales/s; "
