@@ -163,6 +163,31 @@ def test_qcrd_run_logs_every_diagnostic(mirror, tracking_uri):
     assert [round(m.value, 6) for m in client.get_metric_history(run.info.run_id, "train/alpha3")] == [0.5, 0.45]
 
 
+def test_bf16_run_trains_the_whole_step_and_the_judge_under_autocast(mirror, tracking_uri, monkeypatch):
+    """train.mixed_precision reaches what accelerate's wrapped forward does not: the step's
+    shared encoder pass and the judge (pre-training and online)."""
+    from qcrd_bench import discriminator, training
+
+    seen: dict[str, set] = {}
+
+    def spy(name, original):
+        def wrapper(self, *args, **kwargs):
+            seen.setdefault(name, set()).add(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu")
+                                             else torch.float32)
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(training.StepLoss, "__call__", spy("step", training.StepLoss.__call__))
+    monkeypatch.setattr(discriminator.EncoderMaxPool, "forward", spy("judge", discriminator.EncoderMaxPool.forward))
+    result = CliRunner().invoke(main, ["run", "-m", "qcrd", "--teacher", "mcc-kd", *ARGS, "--set", "train.steps=2",
+                                       "--set", "discriminator.pretrain_steps=2", "--set", "train.mixed_precision=bf16",
+                                       "--tracking-uri", tracking_uri], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run] = runs_in(tracking_uri)
+    assert run.info.status == "FINISHED" and run.data.params["train.mixed_precision"] == "bf16"
+    assert seen == {"step": {torch.bfloat16}, "judge": {torch.bfloat16}}
+
+
 @pytest.mark.parametrize("variant", ["qcrd-no-qj", "qcrd-no-ed", "qcrd-sc-only", "qcrd-wmean"])
 def test_variants_run(variant, mirror, tracking_uri):
     result = CliRunner().invoke(main, ["run", "-m", variant, *ARGS, "--set", "train.steps=2",
