@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.modeling_outputs import BaseModelOutput
@@ -202,7 +203,7 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
         raise QcrdError("no training examples to train on")
     judge = judge or Judge()
     ranks = Ranks()
-    accelerator = Accelerator(gradient_accumulation_steps=tc["grad_accum"], mixed_precision=tc["mixed_precision"])
+    accelerator = _accelerator(tc)
     model, tokenizer = student.model, student.tokenizer
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
     # The plain scheduler, stepped once per optimizer step below: accelerate's wrapper steps
@@ -310,6 +311,17 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
         check_in_sync(ranks, list(model.parameters()) + judge_params)
     student.model = accelerator.unwrap_model(model)
     return result
+
+
+def _accelerator(tc: dict) -> Accelerator:
+    """An Accelerator in this run's precision.  accelerate keeps the first precision of a
+    process for its whole life and refuses another, but one process may train several runs
+    (a sequential sweep such as ``--vary train.mixed_precision=no,bf16``, the tests): so its
+    shared state is reset when the precision changes (the process group stays)."""
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") != tc["mixed_precision"]:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(gradient_accumulation_steps=tc["grad_accum"], mixed_precision=tc["mixed_precision"])
 
 
 def _validate(model, tokenizer, task: Task, val_subset: list[Example], cfg: dict, device, loss: Loss,

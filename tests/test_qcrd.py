@@ -165,9 +165,13 @@ def test_qcrd_run_logs_every_diagnostic(mirror, tracking_uri):
 
 def test_bf16_run_trains_the_whole_step_and_the_judge_under_autocast(mirror, tracking_uri, monkeypatch):
     """train.mixed_precision reaches what accelerate's wrapped forward does not: the step's
-    shared encoder pass and the judge (pre-training and online)."""
+    shared encoder pass and the judge (pre-training and online).  The process first trains
+    in float32, as a sequential sweep may: accelerate must not keep that precision."""
     from qcrd_bench import discriminator, training
 
+    fp32 = CliRunner().invoke(main, ["run", "-m", "finetune", *ARGS, "--set", "train.steps=1",
+                                     "--tracking-uri", tracking_uri], catch_exceptions=False)
+    assert fp32.exit_code == 0, fp32.output
     seen: dict[str, set] = {}
 
     def spy(name, original):
@@ -183,7 +187,7 @@ def test_bf16_run_trains_the_whole_step_and_the_judge_under_autocast(mirror, tra
                                        "--set", "discriminator.pretrain_steps=2", "--set", "train.mixed_precision=bf16",
                                        "--tracking-uri", tracking_uri], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    [run] = runs_in(tracking_uri)
+    [run] = [r for r in runs_in(tracking_uri) if r.data.tags["qcrd.method"] == "qcrd"]
     assert run.info.status == "FINISHED" and run.data.params["train.mixed_precision"] == "bf16"
     assert seen == {"step": {torch.bfloat16}, "judge": {torch.bfloat16}}
 
