@@ -10,12 +10,22 @@ import torch
 import torch.nn.functional as F
 
 
-def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def sequence_nll(logits: torch.Tensor, labels: torch.Tensor, chunk_rows: int = 1024) -> torch.Tensor:
     """Token-mean cross-entropy of each sequence: logits [N, T, V], labels [N, T]
     with -100 on padding -> [N].  This is l(x, r) of the QCRD paper."""
     # Flat [N·T, V] rows: the same values as the [N, V, T] layout, and much faster on CPU.
-    token_nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                ignore_index=-100, reduction="none").view(labels.shape)
+    rows, targets = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    if torch.is_grad_enabled() or rows.shape[0] <= chunk_rows:
+        token_nll = F.cross_entropy(rows.float(), targets, ignore_index=-100, reduction="none")
+    else:
+        # Without gradients nothing is kept for a backward pass, so float32 rows are made a
+        # chunk at a time: QCRD's selection pass over every rationale (96 x 64 tokens x 30k
+        # words) otherwise holds two float32 copies of its logits, 1.5 GB.  Rows are
+        # independent, so the values are the same bits.
+        token_nll = torch.cat([F.cross_entropy(rows[i:i + chunk_rows].float(), targets[i:i + chunk_rows],
+                                               ignore_index=-100, reduction="none")
+                               for i in range(0, rows.shape[0], chunk_rows)])
+    token_nll = token_nll.view(labels.shape)
     mask = (labels != -100).float()
     return (token_nll * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 

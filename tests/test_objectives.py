@@ -77,3 +77,16 @@ def test_sequence_nll_matches_the_transposed_layout_and_the_models_own_loss():
     for row, (x, y) in enumerate(zip(inputs, targets)):
         out = student.model(input_ids=torch.tensor([x]), labels=torch.tensor([y]))
         assert torch.allclose(ours[row], out.loss, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sequence_nll_without_gradients_in_chunks_gives_the_same_bits(dtype):
+    """The selection pass computes NLLs without gradients a chunk of rows at a time."""
+    torch.manual_seed(0)
+    logits = torch.randn(7, 9, 50).to(dtype)
+    labels = torch.randint(0, 50, (7, 9))
+    labels[:, 6:] = -100
+    whole = sequence_nll(logits, labels)
+    with torch.no_grad():
+        chunked = sequence_nll(logits, labels, chunk_rows=4)
+    assert torch.equal(chunked, whole)
