@@ -197,7 +197,8 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
 
     In several processes every process calls this; only the main one calls ``log``,
     validates, keeps the best weights and writes ``checkpoints`` (the others' ``log`` is
-    never called), and every process loads the same ``resume`` state."""
+    never called), and every process loads the same ``resume`` state, which is cleared
+    once restored."""
     tc = cfg["train"]
     if not train_set:  # the batch stream would never yield
         raise QcrdError("no training examples to train on")
@@ -227,7 +228,7 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
     window_steps, window_examples, window_start = 0, 0, time.perf_counter()
     first = 1
     if resume is not None:
-        first = resume["step"] + 1
+        checkpoint, first = resume, resume["step"] + 1
         for _ in range(resume["step"] * tc["grad_accum"]):  # the stream is seeded: replay its order
             next(stream)
         own = resume.get("ranks") or []
@@ -241,6 +242,9 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
         if accelerator.scaler is not None and resume.get("scaler"):  # fp16's loss scale
             accelerator.scaler.load_state_dict(resume["scaler"])
         window, window_steps, window_examples = resume["window"], *resume["window_counts"]
+        # Consumed: the weights were copied into the models, so the checkpoint's own copies
+        # are freed rather than held (by the caller too) for the rest of the run.
+        checkpoint.clear()
     elif ranks.world > 1:
         sync_start(ranks, accelerator.unwrap_model(model), judge)
 
