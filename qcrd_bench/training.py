@@ -26,8 +26,6 @@ Only the main process logs, validates and writes checkpoints (``Ranks``).
 from __future__ import annotations
 
 import copy
-import ctypes
-import ctypes.util
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -284,7 +282,6 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
         window_steps += 1
 
         if step % tc["log_every"] == 0 or step == tc["steps"]:
-            release_free_memory()
             if ranks.is_main:
                 seconds = time.perf_counter() - window_start
                 metrics = {f"train/{k}": v / window_steps for k, v in window.items()}
@@ -318,25 +315,6 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
         check_in_sync(ranks, list(model.parameters()) + judge_params)
     student.model = accelerator.unwrap_model(model)
     return result
-
-
-def _libc_with_malloc_trim():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_LIBC = _libc_with_malloc_trim()
-
-
-def release_free_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc; elsewhere nothing).  Batches
-    of every length fragment glibc's heap, which otherwise keeps the pages: a cpu-preset
-    qcrd run grew from 7.4 to over 10 GB resident within 300 steps."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
 
 
 def _accelerator(tc: dict) -> Accelerator:
