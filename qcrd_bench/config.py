@@ -84,8 +84,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The most meaningful comparison that fits a CPU: the encoder-decoder warm-started from
     # MiniLM-L6 (the one pretrained model installable offline), the only offline student
     # measured to learn SVAMP here (29% after 1117 label-only steps; a 2-layer decoder
-    # reached only 6% after 800).  bf16 autocast: dss steps 2.4x, qcrd steps 2.2x faster on a CPU with
-    # AVX512-BF16 (a run warns where bf16 is emulated; pass --set train.mixed_precision=no).
+    # reached only 6% after 800).  bf16 autocast: dss steps 2.4x and qcrd steps 1.8x faster
+    # (2.2x with self-play sampling) on a CPU with AVX512-BF16 (a run warns where bf16 is
+    # emulated; pass --set train.mixed_precision=no).
     "cpu": {
         "student": {"name": "minilm", "decoder_layers": 6},
         # An iteration of 50 steps (~one pass over SVAMP's 720 questions) gives 20 iterations,

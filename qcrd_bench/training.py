@@ -228,7 +228,8 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
     window_steps, window_examples, window_start = 0, 0, time.perf_counter()
     first = 1
     if resume is not None:
-        # `checkpoint` is the caller's dict: several processes rebind `resume` to a merged copy below.
+        # A multi-process run rebinds `resume` to a merged copy below; `checkpoint` keeps the
+        # caller's dict, whose clearing frees the loaded tensors.
         checkpoint, first = resume, resume["step"] + 1
         for _ in range(resume["step"] * tc["grad_accum"]):  # the stream is seeded: replay its order
             next(stream)
