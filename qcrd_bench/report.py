@@ -60,6 +60,11 @@ class Group:
         return self.runs[0].tags.get("qcrd.preset", "")
 
     @property
+    def teacher(self) -> str:
+        """The rationale source(s) of the runs; the notes flag a group that mixes them."""
+        return ",".join(sorted({r.tags.get("qcrd.teacher", "?") for r in self.runs}))
+
+    @property
     def seeds(self) -> list[str]:
         return [r.tags.get("qcrd.seed", "?") for r in self.runs]
 
@@ -362,6 +367,7 @@ def markdown(report: Report, command: str, uri: str) -> str:
              f"{len(report.groups)} groups (variant × task × config hash)."]
     if sel.parent is not None:
         lines.append(f"This folder is also logged to the parent run `{sel.parent.run_id}` under `report/`.")
+        lines += ["", *sweep_origin(sel.parent)]
     lines += ["", *results_section(report.groups)]
     lines += ["", *differences_section(report)]
     lines += ["", *plots_section(report.plots)]
@@ -369,10 +375,21 @@ def markdown(report: Report, command: str, uri: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sweep_origin(parent: StoredRun) -> list[str]:
+    """How the parent's runs were made, from its tags and params, so a reader can re-run them."""
+    suite = parent.tags.get("qcrd.suite")
+    if suite:
+        return [f"The runs come from `qcrd-bench ablate --suite {suite}` (`benchmarks/suites/{suite}.yaml`)."]
+    grid = ", ".join(f"{key} {parent.params[key]}" for key in ("variants", "tasks", "seeds", "preset")
+                     if parent.params.get(key))
+    return [f"The runs come from `qcrd-bench ablate` ({grid})."] if grid else []
+
+
 def results_section(groups: list[Group]) -> list[str]:
     lines = ["## Results", "",
              "Accuracy in %, mean ± sample std over seeds (one run per seed; the newest where a seed repeats); "
-             "↑ higher is better. `config` is the runs' `qcrd.config_hash` (the resolved config without the seed): "
+             "↑ higher is better. `teacher` is where the runs' rationales came from (`none`: the method "
+             "uses none). `config` is the runs' `qcrd.config_hash` (the resolved config without the seed): "
              "rows with different hashes are different settings. `test acc.` is `test/accuracy` at the best "
              "validation step, `final` is `final/test_accuracy`, `flexible` is `test/accuracy_flexible`, "
              "`parse` is `eval/parse_rate`.",
@@ -384,13 +401,14 @@ def results_section(groups: list[Group]) -> list[str]:
              "(`paper` preset: T5-v1.1-base, 10k steps; `cpu`: MiniLM; `smoke`: a tiny T5), so a gap is not by "
              "itself a failed reproduction.",
              "",
-             "| method | task | preset | train | config | n | seeds | test acc. ↑ | final ↑ | flexible ↑ | parse "
-             "| paper T5-base | paper T5-small |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | task | teacher | preset | train | config | n | seeds | test acc. ↑ | final ↑ | flexible ↑ "
+             "| parse | paper T5-base | paper T5-small |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         base, small = paper_values(g)
-        cells = [f"`{_cell(g.variant)}`", g.task, g.preset or "–", f"{g.train_fraction:.0%}", f"`{g.config_hash}`",
-                 str(len(g.runs)), " ".join(g.seeds), fmt_mean_std(g.values(PRIMARY)),
+        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`", g.preset or "–",
+                 f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)), " ".join(g.seeds),
+                 fmt_mean_std(g.values(PRIMARY)),
                  fmt_mean_std(g.values("final/test_accuracy")), fmt_mean_std(g.values("test/accuracy_flexible")),
                  fmt_mean(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -505,7 +523,7 @@ def fmt_paper(value: paper.PaperValue | None) -> str:
 
 
 def write_results_csv(groups: list[Group], path: Path) -> None:
-    header = ["method", "task", "preset", "train_fraction", "config_hash", "n", "seeds", "run_ids"]
+    header = ["method", "task", "teacher", "preset", "train_fraction", "config_hash", "n", "seeds", "run_ids"]
     for metric in METRICS:
         stem = metric.replace("/", "_")
         header += [f"{stem}_mean_pct", f"{stem}_std_pct", f"{stem}_n"]
@@ -514,8 +532,8 @@ def write_results_csv(groups: list[Group], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for g in groups:
-            row = [g.variant, g.task, g.preset, g.train_fraction, g.config_hash, len(g.runs), " ".join(g.seeds),
-                   " ".join(r.run_id for r in g.runs)]
+            row = [g.variant, g.task, g.teacher, g.preset, g.train_fraction, g.config_hash, len(g.runs),
+                   " ".join(g.seeds), " ".join(r.run_id for r in g.runs)]
             for metric in METRICS:
                 values = g.values(metric)
                 mean, std = mean_std(values)

@@ -133,6 +133,7 @@ def test_report_of_a_sweep(store, tmp_path):
     assert "2 groups from 4 runs" in result.output
     readme = (out / "README.md").read_text()
     assert f"qcrd-bench report --run {store['parent']} --out {out}" in readme
+    assert "The runs come from `qcrd-bench ablate --suite demo` (`benchmarks/suites/demo.yaml`)." in readme
 
     # The table's numbers are those of the runs kept in the store (never the stale seed, the smoke run).
     client = store["client"]
@@ -146,6 +147,7 @@ def test_report_of_a_sweep(store, tmp_path):
         assert row["test acc. ↑"] == f"{statistics.mean(accuracy):.2f} ± {statistics.stdev(accuracy):.2f}"
         assert row["parse"] == f"{statistics.mean(parse):.2f}"
         assert (row["n"], row["seeds"], row["config"]) == ("2", "0 1", f"`{HASH[variant]}`")
+        assert row["teacher"] == f"`{runs[0].data.tags['qcrd.teacher']}`"
     assert rows["dss"]["paper T5-base"] == "65.5" and rows["qcrd"]["paper T5-base"] == "69.0"
     assert rows["dss"]["paper T5-small"] == "48.0"
     assert "T5-base" in readme and "for orientation only" in readme
@@ -171,7 +173,7 @@ def test_report_of_a_sweep(store, tmp_path):
     dss = [100 * ACCURACY[("dss", s)] for s in (0, 1)]
     assert float(results["dss"]["test_accuracy_mean_pct"]) == pytest.approx(statistics.mean(dss))
     assert float(results["dss"]["test_accuracy_std_pct"]) == pytest.approx(statistics.stdev(dss))
-    assert (results["dss"]["n"], results["dss"]["seeds"]) == ("2", "0 1")
+    assert (results["dss"]["n"], results["dss"]["seeds"], results["dss"]["teacher"]) == ("2", "0 1", "dss-palm")
     assert float(results["dss"]["paper_t5_base_pct"]) == 65.5 and results["dss"]["paper_t5_base_source"] == "Table 1"
     assert "`dss-svamp-s2`" in readme and "`teach-svamp-mcc-kd`" in readme and "ran more than once" in readme
 

@@ -70,5 +70,6 @@ def test_runs_sweeps_and_reports_through_a_postgres_backed_server(mirror, team_s
     assert report.exit_code == 0, report.output
     table = (tmp_path / "rep" / "README.md").read_text()
     assert "dss" in table and "finetune" in table
+    assert "The runs come from `qcrd-bench ablate` (variants dss,finetune, tasks svamp, seeds 0" in table
     # Artifacts went to the server's artifact root, not to the client's working directory.
     assert list(artifacts.rglob("config.json")) and not (tmp_path / "mlruns").exists()
