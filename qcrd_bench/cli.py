@@ -3,6 +3,7 @@ are imported inside command bodies so ``--help`` and ``list`` stay instant."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -47,6 +48,20 @@ def _catalog(plugins_dir):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """A sweep or scheduler stops a job with SIGTERM: raise KeyboardInterrupt so its run ends
+    KILLED, not RUNNING.  The previous handler comes back after the command, since the CLI also
+    runs in-process (tests, notebooks), where a leftover handler is inherited by every fork."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 plugins_dir_option = click.option("--plugins-dir", type=click.Path(file_okay=False), default=None,
@@ -138,25 +153,20 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
         click.echo(dumps(scrub(plan(config))))
         return
 
-    import signal
-
     from .runner import execute
     from .tracking import tracking_uri as resolve_uri
 
-    # A sweep or scheduler stops a job with SIGTERM: end the run KILLED, not RUNNING.
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         sweep = {"mlflow.parentRunId": child_of, "qcrd.variant": variant or method, "qcrd.child_key": child_key}
-        summary = execute(catalog, config, resolve_uri(tracking_uri), experiment,
-                          extra_tags={k: v for k, v in sweep.items() if v} if child_of else None)
+        with _terminate_as_interrupt():
+            summary = execute(catalog, config, resolve_uri(tracking_uri), experiment,
+                              extra_tags={k: v for k, v in sweep.items() if v} if child_of else None)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     _echo_summary(summary, as_json)
 
 
 def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bool) -> None:
-    import signal
-
     from .config import parse_set
     from .errors import QcrdError
     from .runner import dumps, execute, plan, resume_config
@@ -172,8 +182,8 @@ def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bo
         if dry_run:
             click.echo(dumps(scrub(plan(config))))
             return
-        signal.signal(signal.SIGTERM, _interrupt)
-        summary = execute(catalog, config, uri, experiment, resume=run_id)
+        with _terminate_as_interrupt():
+            summary = execute(catalog, config, uri, experiment, resume=run_id)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     _echo_summary(summary, as_json)
@@ -269,8 +279,6 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
             click.echo(f"{len(grid_cells)} children in experiment {experiment}:")
             click.echo("\n".join(plan_lines(grid_cells)))
             return
-        import signal
-
         uri = resolve_uri(tracking_uri)
         ray = None
         if executor == "ray":
@@ -278,9 +286,9 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
 
             check_options(uri, ray_address)
             ray = {"address": ray_address, "cpus": cpus_per_child, "gpus": gpus_per_child, "retries": retries}
-        signal.signal(signal.SIGTERM, _interrupt)  # the child and the parent end KILLED, not RUNNING
-        result = run_grid(catalog, grid, grid_cells, uri, experiment, click.echo, workers=workers,
-                          plugins_dir=plugins_dir, ray=ray)
+        with _terminate_as_interrupt():  # the children and the parent end KILLED, not RUNNING
+            result = run_grid(catalog, grid, grid_cells, uri, experiment, click.echo, workers=workers,
+                              plugins_dir=plugins_dir, ray=ray)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     for key, value in sorted(result["aggregates"].items()):

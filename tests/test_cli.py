@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -105,10 +106,13 @@ def test_crash_during_training_marks_the_run_failed(mirror, tracking_uri, monkey
         raise RuntimeError("out of memory (simulated)")
 
     monkeypatch.setattr(qcrd_bench.training, "train", explode)
+    before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(main, ["run", "-m", "finetune", "-t", "svamp", *SMOKE, "--tracking-uri", tracking_uri])
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
     [run] = runs_in(tracking_uri)
     assert run.info.status == "FAILED"
+    # The run's SIGTERM handler is gone with it: a process forked later in this one is killable.
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_bad_tracking_store_is_one_line(mirror, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -66,7 +67,10 @@ def _open_cache_at(args: tuple[str, float]) -> str:
 
 def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path):
     """SQLite refuses, without waiting, a second process switching a new file to WAL."""
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    # Default SIGTERM in the workers: Pool.__exit__ stops them with it, and a handler left in this
+    # process by an earlier in-process command would let a worker survive and the join hang.
+    with multiprocessing.get_context("fork").Pool(4, initializer=signal.signal,
+                                                  initargs=(signal.SIGTERM, signal.SIG_DFL)) as pool:
         for round_ in range(25):
             start = time.time() + 0.05
             results = pool.map(_open_cache_at, [(str(tmp_path / f"cache{round_}.sqlite"), start)] * 4)
