@@ -186,9 +186,13 @@ class Discriminator(Component):
 
     ``session`` returns an object with ``scores(inputs: list[str], rationales: list[str])``
     -> tensor [N] (differentiable w.r.t. its own parameters), ``parameters()`` (empty
-    when it does not learn) and ``pretrain(context, log)``; one that learns also has
-    ``state_dict()`` / ``load_state_dict(state)`` for checkpoints.
+    when it does not learn), ``step(lr_scale)`` and ``pretrain(log)``; one that learns also has
+    ``state_dict()`` / ``load_state_dict(state)`` for checkpoints.  ``session`` returns None
+    for "no judge": every rationale then weighs 1 in both terms of the loss.
+    ``learns`` says whether its session has an optimizer of its own (mixed precision checks it).
     """
+
+    learns: ClassVar[bool] = True
 
     def session(self, context: "TrainContext", params: dict[str, Any]) -> Any:
         raise NotImplementedError

@@ -271,6 +271,7 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
         if config[slot]["name"] in registry:
             registry.get(config[slot]["name"]).check(config[slot])
     _check_iterations(catalog, config)
+    _check_precision(catalog, config)
     return config
 
 
@@ -318,6 +319,18 @@ def _check_iterations(catalog: Catalog, config: dict) -> None:
         raise ConfigError(f"negatives.lag={lag} but train.steps={steps} / train.iteration_steps={every} gives only "
                           f"{iterations} iterations: the initial student would generate every negative; "
                           f"lower train.iteration_steps or the lag")
+
+
+def _check_precision(catalog: Catalog, config: dict) -> None:
+    """fp16 needs a gradient scaler on every optimizer, and accelerate's scales only the
+    student's: a learning judge's gradients would stay scaled and its overflow steps would
+    not be skipped."""
+    discriminator = catalog.discriminators.get(config["discriminator"]["name"])
+    if (config["train"]["mixed_precision"] == "fp16" and discriminator.learns
+            and catalog.losses.get(config["loss"]["name"]).uses_negatives):
+        raise ConfigError(f"train.mixed_precision=fp16 is not supported with discriminator "
+                          f"{discriminator.name!r}, which trains outside accelerate's gradient scaler; "
+                          f"use bf16 or no")
 
 
 def _schema(catalog: Catalog, merged: dict[str, Any]) -> dict[str, Any]:

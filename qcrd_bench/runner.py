@@ -414,10 +414,11 @@ def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, de
                            iteration_steps=iteration_steps)
     negatives = prep.components["negatives"].session(context, config["negatives"])
     discriminator = prep.components["discriminator"].session(context, config["discriminator"])
-    if pretrain:  # a resumed run's judge comes from its checkpoint
+    if pretrain and discriminator is not None:  # a resumed run's judge comes from its checkpoint
         discriminator.pretrain(log)
     return Judge(negatives=negatives, discriminator=discriminator,
                  disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps,
+                 lr_decay=config["loss"].get("alpha3_decay", 1.0),
                  teacher_negatives={k: {r.text for r in v} for k, v in prep.teacher_negatives.items()})
 
 

@@ -137,7 +137,7 @@ def t5_from_config(size: str, texts: list[str], seed: int, vocab_size: int = 204
     # transformers 5 needs this set explicitly: the label shift and generate() read it.
     config.decoder_start_token_id = 0
     config.tie_word_embeddings = True
-    with _seeded(seed):
+    with seeded(seed):
         model = T5ForConditionalGeneration(config)
     model.generation_config = GenerationConfig(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     info = dict(kind="t5", source=f"config:{size}", seed=seed, **_describe(model, tokenizer))
@@ -161,7 +161,7 @@ def minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0) -> Student:
     decoder_config = BertConfig.from_pretrained(
         path, is_decoder=True, add_cross_attention=True, num_hidden_layers=decoder_layers
     )
-    with _seeded(seed), _quiet(logs=False):
+    with seeded(seed), _quiet(logs=False):
         # The pooler is unused but kept: a saved student reloads through
         # AutoModelForSeq2SeqLM, which always builds BertModel with one.
         encoder = BertModel.from_pretrained(path)
@@ -294,7 +294,7 @@ def save_student(student: Student, directory: Path) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-class _seeded:
+class seeded:
     """Seed torch's RNG for a block, then restore it: the caller's stream is untouched."""
 
     def __init__(self, seed: int):

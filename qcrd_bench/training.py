@@ -10,7 +10,10 @@ Two things keep the rationale side cheap: the encoder pass of ``explain: x`` run
 once per example and is shared by all of its rationales, and when the loss uses
 only one positive and one negative per example (MinMax, MaxMin, Sampling) every
 rationale is scored without gradients first and only the chosen ones are run again
-with gradients.  Validation runs every ``train.eval_every`` steps; the best-validation
+with gradients.  That selection pass decodes without dropout (on the dropout-noised
+encoder states of the step), so it equals back-propagating through every rationale
+exactly only when the model has no dropout; with dropout, the loss of the chosen
+rationales is the full computation's in expectation over the masks.  Validation runs every ``train.eval_every`` steps; the best-validation
 weights are kept so the test set is scored at the best step and at the final step.
 Every ``train.checkpoint_every`` steps the loop's whole state is checkpointed, and a
 resumed run replays the seeded data order to the step after its checkpoint.
@@ -83,9 +86,10 @@ class Judge:
     """What a step needs of the method beyond its loss."""
 
     negatives: Any = None  # negative generator session (None: the loss uses no negatives)
-    discriminator: Any = None  # discriminator session (None: scores are 1)
+    discriminator: Any = None  # discriminator session (None: no judge, every rationale weighs 1)
     disc_variant: str = "eq2"
     iteration_steps: int = 1
+    lr_decay: float = 1.0  # the judge's learning rate is scaled by lr_decay^iteration (α3's decay)
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     teacher_negatives: dict[str, set[str]] = field(default_factory=dict)  # to label a negative's source
 
@@ -104,6 +108,10 @@ class Judge:
     def _sessions(self):
         return [(name, s) for name, s in (("negatives", self.negatives), ("discriminator", self.discriminator))
                 if s is not None]
+
+    def lr_scale(self, step: int) -> float:
+        """The judge's learning-rate factor at optimizer ``step``: lr_decay^t in iteration t."""
+        return self.lr_decay ** ((step - 1) // self.iteration_steps)
 
 
 @dataclass
@@ -272,9 +280,11 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                     scheduler.step()
                 optimizer.zero_grad()
                 if judge.discriminator is not None and accelerator.sync_gradients:
-                    judge.discriminator.step(loss_params.get("alpha3_decay", 1.0) ** ((step - 1) // judge.iteration_steps))
+                    judge.discriminator.step(judge.lr_scale(step))
             terms = {name: float(value.detach()) / tc["grad_accum"]
                      for name, value in {"loss": out.total, **out.terms}.items()}
+            if judge.discriminator is not None:
+                terms["judge_lr_scale"] = judge.lr_scale(step) / tc["grad_accum"]
             examples = len(items)
             if ranks.world > 1:  # the whole batch's values, which every process then holds alike
                 terms, examples = combine(ranks.gather((terms, len(items) if scale else 0)))
@@ -396,7 +406,12 @@ class StepLoss:
         if self.loss.selects(self.params) and (len(pos_targets) > len(items) or neg_targets):
             with torch.no_grad():
                 # The selecting decoder pass runs without dropout: its masks would not be
-                # the ones the gradient pass draws.
+                # the ones the gradient pass draws.  It reads the encoder states of the
+                # gradient pass, which carry that pass's dropout, and the chosen rationales
+                # are then decoded again with fresh dropout: given the choice, the loss is
+                # the full computation's in expectation over the masks, and the choice is
+                # made on the noise-free decoder, so the two are equal exactly only without
+                # dropout (tests/test_qcrd.py checks that case).
                 training = self.model.training
                 self.model.eval()
                 all_pos = rationale_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
@@ -421,15 +436,16 @@ class StepLoss:
         discriminator = self.judge.discriminator
         flat_pos = [t for g in pos_texts for t in g]
         flat_neg = [t for g in neg_texts for t in g]
+        terms = {"n_neg": torch.tensor(float(len(flat_neg)) / len(items))} if self.loss.uses_negatives else {}
         if discriminator is None or not self.loss.uses_negatives:
-            return (torch.ones(len(flat_pos), device=self.device), torch.ones(len(flat_neg), device=self.device),
-                    None, {})
+            # No judge: every rationale weighs 1 in both terms, s_pos = 1 and (1 − s_neg) = 1.
+            return (torch.ones(len(flat_pos), device=self.device), torch.zeros(len(flat_neg), device=self.device),
+                    None, terms)
         inputs = [it.example.input for it in items]
         # One call for both sets: the judge batches pairs by length across them.
         owners = pos_owner.tolist() + neg_owner.tolist()
         scores = discriminator.scores([inputs[b] for b in owners], flat_pos + flat_neg)
         pos_scores, neg_scores = scores[: len(flat_pos)], scores[len(flat_pos):]
-        terms = {"n_neg": torch.tensor(float(len(flat_neg)) / len(items))}
         disc_loss = None
         if discriminator.parameters():
             disc_loss = discriminator_loss(pos_scores, pos_owner, neg_scores, neg_owner, len(items),

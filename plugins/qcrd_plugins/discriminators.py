@@ -9,13 +9,16 @@ from qcrd_bench.hookspecs import hookimpl
 
 
 class Constant(Discriminator):
+    """No quality judge: every rationale weighs 1 in both terms of L_cl, s_pos = 1 and
+    (1 − s_neg) = 1 (METHOD.md §3).  A constant score s ≡ 1 would instead zero every
+    negative's weight and make "+ED+NK" train the "+ED" objective."""
+
     name = "constant"
-    description = "every rationale scores 1 (no quality judge)"
+    description = "no quality judge: every rationale weighs 1 (s_pos = 1, 1 − s_neg = 1)"
+    learns = False
 
     def session(self, context: TrainContext, params: dict[str, Any]):
-        from qcrd_bench.discriminator import ConstantSession
-
-        return ConstantSession(context)
+        return None
 
 
 class EncoderMaxPool(Discriminator):
