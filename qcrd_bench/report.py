@@ -410,7 +410,7 @@ def results_section(groups: list[Group]) -> list[str]:
                  f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)), " ".join(g.seeds),
                  fmt_mean_std(g.values(PRIMARY)),
                  fmt_mean_std(g.values("final/test_accuracy")), fmt_mean_std(g.values("test/accuracy_flexible")),
-                 fmt_mean(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
+                 fmt_mean_std(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
         lines.append("| " + " | ".join(cells) + " |")
     if len({g.task for g in groups}) > 1:
         lines += ["", *pivot(groups)]

@@ -145,7 +145,7 @@ def test_report_of_a_sweep(store, tmp_path):
         parse = [100 * r.data.metrics["eval/parse_rate"] for r in runs]
         row = rows[variant]
         assert row["test acc. ↑"] == f"{statistics.mean(accuracy):.2f} ± {statistics.stdev(accuracy):.2f}"
-        assert row["parse"] == f"{statistics.mean(parse):.2f}"
+        assert row["parse"] == f"{statistics.mean(parse):.2f} ± {statistics.stdev(parse):.2f}"
         assert (row["n"], row["seeds"], row["config"]) == ("2", "0 1", f"`{HASH[variant]}`")
         assert row["teacher"] == f"`{runs[0].data.tags['qcrd.teacher']}`"
     assert rows["dss"]["paper T5-base"] == "65.5" and rows["qcrd"]["paper T5-base"] == "69.0"
