@@ -26,6 +26,7 @@ from .errors import ConfigError, QcrdError
 from .tracking import Store, StoredRun, tracking_uri
 
 PRIMARY = "test/accuracy"
+COVERAGE = "data/rationale_coverage"  # share of training questions with a rationale (after the positive filter)
 METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "eval/parse_rate", "best/val_accuracy")
 SKIP_KINDS = ("teach", "ablate")
 SCORED = "negatives/scored_samples.json"
@@ -389,7 +390,10 @@ def results_section(groups: list[Group]) -> list[str]:
     lines = ["## Results", "",
              "Accuracy in %, mean ± sample std over seeds (one run per seed; the newest where a seed repeats); "
              "↑ higher is better. `teacher` is where the runs' rationales came from (`none`: the method "
-             "uses none). `config` is the runs' `qcrd.config_hash` (the resolved config without the seed): "
+             "uses none). `rationales` is `data/rationale_coverage`: the share of training questions left with at "
+             "least one rationale after the positive filter (under `self-consistency`, one in the majority), "
+             "mean over the runs (– where the runs used none); the other questions train without a rationale "
+             "target. `config` is the runs' `qcrd.config_hash` (the resolved config without the seed): "
              "rows with different hashes are different settings. `test acc.` is `test/accuracy` at the best "
              "validation step, `final` is `final/test_accuracy`, `flexible` is `test/accuracy_flexible`, "
              "`parse` is `eval/parse_rate`.",
@@ -401,14 +405,14 @@ def results_section(groups: list[Group]) -> list[str]:
              "(`paper` preset: T5-v1.1-base, 10k steps; `cpu`: MiniLM; `smoke`: a tiny T5), so a gap is not by "
              "itself a failed reproduction.",
              "",
-             "| method | task | teacher | preset | train | config | n | seeds | test acc. ↑ | final ↑ | flexible ↑ "
-             "| parse | paper T5-base | paper T5-small |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | task | teacher | rationales | preset | train | config | n | seeds | test acc. ↑ | final ↑ "
+             "| flexible ↑ | parse | paper T5-base | paper T5-small |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         base, small = paper_values(g)
-        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`", g.preset or "–",
-                 f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)), " ".join(g.seeds),
-                 fmt_mean_std(g.values(PRIMARY)),
+        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`", fmt_mean(g.values(COVERAGE)),
+                 g.preset or "–", f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)),
+                 " ".join(g.seeds), fmt_mean_std(g.values(PRIMARY)),
                  fmt_mean_std(g.values("final/test_accuracy")), fmt_mean_std(g.values("test/accuracy_flexible")),
                  fmt_mean_std(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -523,7 +527,8 @@ def fmt_paper(value: paper.PaperValue | None) -> str:
 
 
 def write_results_csv(groups: list[Group], path: Path) -> None:
-    header = ["method", "task", "teacher", "preset", "train_fraction", "config_hash", "n", "seeds", "run_ids"]
+    header = ["method", "task", "teacher", "rationale_coverage_mean_pct", "rationale_coverage_n", "preset",
+              "train_fraction", "config_hash", "n", "seeds", "run_ids"]
     for metric in METRICS:
         stem = metric.replace("/", "_")
         header += [f"{stem}_mean_pct", f"{stem}_std_pct", f"{stem}_n"]
@@ -532,8 +537,9 @@ def write_results_csv(groups: list[Group], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for g in groups:
-            row = [g.variant, g.task, g.teacher, g.preset, g.train_fraction, g.config_hash, len(g.runs),
-                   " ".join(g.seeds), " ".join(r.run_id for r in g.runs)]
+            coverage = g.values(COVERAGE)
+            row = [g.variant, g.task, g.teacher, _num(mean_std(coverage)[0]), len(coverage), g.preset,
+                   g.train_fraction, g.config_hash, len(g.runs), " ".join(g.seeds), " ".join(r.run_id for r in g.runs)]
             for metric in METRICS:
                 values = g.values(metric)
                 mean, std = mean_std(values)

@@ -16,18 +16,24 @@ from qcrd_bench.cli import main
 # (variant, seed) -> test/accuracy; dss seed 0 also has an older run (0.10) the report must drop.
 ACCURACY = {("dss", 0): 0.655, ("dss", 1): 0.600, ("qcrd", 0): 0.690, ("qcrd", 1): 0.640}
 HASH = {"dss": "dsshash00001", "qcrd": "qcrdhash0001"}
+# Each method's objective as its runs are tagged (`qcrd.loss`), and the share of training
+# questions with a rationale (`data/rationale_coverage`; MCC-KD leaves 213 of SVAMP's 720 without).
+LOSS = {"finetune": "L_pred", "cot": "L_pred[r ⊕ y]", "dss": "0.5·L_pred + 0.5·L_explain",
+        "qcrd": "0.5·L_pred + 0.5·L_cl[minmax, β=0.2, δ=3] + 0.5·0.9^t·L_D"}
+COVERAGE = {"cot": 1.0, "dss": 1.0, "qcrd": 507 / 720}
 
 
 def _tags(variant: str, seed: int, parent: str, **extra) -> dict[str, str]:
     base = variant.split("[")[0]
     return {"mlflow.parentRunId": parent, "qcrd.method": base, "qcrd.variant": variant, "qcrd.task": "svamp",
             "qcrd.seed": str(seed), "qcrd.preset": "paper", "qcrd.config_hash": HASH.get(variant, variant),
-            "qcrd.smoke": "false", "qcrd.teacher": "mcc-kd" if base == "qcrd" else "dss-palm",
-            "qcrd.rationales_sha256": "abc", **extra}
+            "qcrd.smoke": "false", "qcrd.teacher": {"qcrd": "mcc-kd", "finetune": "none"}.get(base, "dss-palm"),
+            "qcrd.loss": LOSS[base], "qcrd.rationales_sha256": "abc", **extra}
 
 
 def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: int, fraction: float = 1.0) -> str:
-    """A finished training run with summary metrics, per-step curves and, for qcrd, scored negatives."""
+    """A finished training run with summary metrics, per-step curves of its loss terms and,
+    for qcrd, the judge's diagnostics and scored negatives."""
     from mlflow.entities import Metric, Param
 
     run = client.create_run(experiment, start_time=start, tags=tags,
@@ -38,6 +44,8 @@ def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: 
     summary = {"test/accuracy": accuracy, "final/test_accuracy": accuracy - 0.01,
                "test/accuracy_flexible": accuracy + 0.02, "eval/parse_rate": 0.95 + 0.01 * seed,
                "best/val_accuracy": accuracy}
+    if tags["qcrd.method"] in COVERAGE:
+        summary["data/rationale_coverage"] = COVERAGE[tags["qcrd.method"]]
     metrics = [Metric(key, value, start, 300) for key, value in summary.items()]
     for step in (100, 200, 300):
         metrics += [Metric("val/accuracy", accuracy * step / 300, start, step),
@@ -67,7 +75,8 @@ def _parent(client, experiment: str, suite: str, baseline: str) -> str:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One store for the module: a 2 variants × 2 seeds sweep (plus a stale duplicate, a
-    smoke run and a teach run), a data-size sweep, and an empty experiment."""
+    smoke run and a teach run), a data-size sweep, a sweep of finetune, cot and dss (no
+    judge, three objectives), and an empty experiment."""
     import mlflow
 
     folder = tmp_path_factory.mktemp("store")
@@ -95,11 +104,17 @@ def store(tmp_path_factory):
             label = f"{variant}[task.train_fraction={fraction}]"
             _child(client, mlflow, sizes, _tags(label, 0, sizes_parent), accuracy, start=30_000 + i,
                    fraction=fraction)
+        objectives = client.create_experiment("qcrd-bench/suite/objectives")
+        objectives_parent = _parent(client, objectives, "objectives", "dss")
+        for i, variant in enumerate(("finetune", "cot", "dss")):
+            for seed in (0, 1):
+                _child(client, mlflow, objectives, _tags(variant, seed, objectives_parent), 0.5 + 0.01 * i,
+                       start=40_000 + 2 * i + seed)
         client.create_experiment("empty")
     finally:
         mlflow.set_tracking_uri(previous)
     return {"uri": uri, "client": client, "parent": parent, "kept": kept, "smoke": smoke,
-            "teach": teach.info.run_id, "sizes_parent": sizes_parent}
+            "teach": teach.info.run_id, "sizes_parent": sizes_parent, "objectives_parent": objectives_parent}
 
 
 def invoke(*args):
@@ -148,6 +163,7 @@ def test_report_of_a_sweep(store, tmp_path):
         assert row["parse"] == f"{statistics.mean(parse):.2f} ± {statistics.stdev(parse):.2f}"
         assert (row["n"], row["seeds"], row["config"]) == ("2", "0 1", f"`{HASH[variant]}`")
         assert row["teacher"] == f"`{runs[0].data.tags['qcrd.teacher']}`"
+        assert row["rationales"] == f"{100 * COVERAGE[variant]:.2f}"
     assert rows["dss"]["paper T5-base"] == "65.5" and rows["qcrd"]["paper T5-base"] == "69.0"
     assert rows["dss"]["paper T5-small"] == "48.0"
     assert "T5-base" in readme and "for orientation only" in readme
@@ -174,6 +190,8 @@ def test_report_of_a_sweep(store, tmp_path):
     assert float(results["dss"]["test_accuracy_mean_pct"]) == pytest.approx(statistics.mean(dss))
     assert float(results["dss"]["test_accuracy_std_pct"]) == pytest.approx(statistics.stdev(dss))
     assert (results["dss"]["n"], results["dss"]["seeds"], results["dss"]["teacher"]) == ("2", "0 1", "dss-palm")
+    assert float(results["qcrd"]["rationale_coverage_mean_pct"]) == pytest.approx(100 * 507 / 720)
+    assert results["qcrd"]["rationale_coverage_n"] == "2"
     assert float(results["dss"]["paper_t5_base_pct"]) == 65.5 and results["dss"]["paper_t5_base_source"] == "Table 1"
     assert "`dss-svamp-s2`" in readme and "`teach-svamp-mcc-kd`" in readme and "ran more than once" in readme
 
@@ -208,6 +226,22 @@ def test_data_size_suite(store, tmp_path, monkeypatch):
     half = diffs["qcrd[task.train_fraction=0.5]"]
     assert half["mean Δ (pp)"] == f"{100 * (0.50 - 0.47):+.2f}" and half["95% CI (pp)"] == "no interval (n < 2)"
     assert "the parent run's `qcrd.baseline` tag" in readme
+
+
+def test_baselines_report(store, tmp_path):
+    """finetune, cot and dss: a method without rationales, and no judge anywhere."""
+    out = tmp_path / "out"
+    result = invoke("--run", store["objectives_parent"], "--out", str(out), "--tracking-uri", store["uri"])
+    assert result.exit_code == 0, result.output
+    readme = (out / "README.md").read_text()
+    rows = {row["method"].strip("`"): row for row in table(readme, "method")}
+    assert (rows["finetune"]["teacher"], rows["finetune"]["rationales"]) == ("`none`", "–")
+    assert rows["cot"]["rationales"] == rows["dss"]["rationales"] == "100.00"
+    with (out / "results.csv").open() as handle:
+        results = {row["method"]: row for row in csv.DictReader(handle)}
+    finetune = results["finetune"]
+    assert (finetune["rationale_coverage_mean_pct"], finetune["rationale_coverage_n"]) == ("", "0")
+    assert float(results["cot"]["rationale_coverage_mean_pct"]) == 100.0
 
 
 def test_experiment_report(store, tmp_path):
