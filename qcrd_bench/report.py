@@ -358,6 +358,42 @@ def paper_values(group: Group) -> tuple[paper.PaperValue | None, paper.PaperValu
             paper.lookup(name, group.task, "t5-small", group.train_fraction))
 
 
+def teacher_note(group: Group) -> str | None:
+    """Why the paper's numbers beside the group may rest on other rationales than its runs'
+    (``qcrd.teacher``), or None where they do not or the row shows no paper number."""
+    if not any(paper_values(group)):
+        return None
+    name = without_fraction(group.variant)
+    known = paper.teacher(name)
+    ours = sorted({r.tags.get("qcrd.teacher", "?") for r in group.runs})
+    used = f"`{_cell(name)}` trained on {', '.join(f'`{_cell(t)}`' for t in ours)}"
+    if known.name == paper.UNKNOWN:
+        return f"{used}; the teacher behind the paper's numbers for it is not known ({known.where})."
+    if set(ours) <= set(known.ours):
+        return None
+    paper_used = f"the paper's numbers for it used {known.name}, per {known.where}"
+    if set(ours) <= set(known.ours + known.nearest):
+        return f"{used}; {paper_used}. These are the nearest set here, by assumption: not the paper's own samples."
+    nearest = f"; the nearest set here is {', '.join(f'`{t}`' for t in known.nearest)}" if known.nearest else ""
+    return f"{used}, but {paper_used}{nearest}."
+
+
+def teacher_notes(groups: list[Group]) -> dict[int, tuple[str, str]]:
+    """(marker, note) by ``id(group)``: one numbered marker per distinct note."""
+    markers: dict[str, str] = {}
+    found = {}
+    for g in groups:
+        note = teacher_note(g)
+        if note:
+            marker = markers.setdefault(note, _superscript(len(markers) + 1))
+            found[id(g)] = (marker, note)
+    return found
+
+
+def _superscript(number: int) -> str:
+    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
 # Writing
 
 def markdown(report: Report, command: str, uri: str) -> str:
@@ -393,8 +429,10 @@ def results_section(groups: list[Group]) -> list[str]:
              "uses none). `rationales` is `data/rationale_coverage`: the share of training questions left with at "
              "least one rationale after the positive filter (under `self-consistency`, one in the majority), "
              "mean over the runs (– where the runs used none); the other questions train without a rationale "
-             "target. `config` is the runs' `qcrd.config_hash` (the resolved config without the seed): "
-             "rows with different hashes are different settings. `test acc.` is `test/accuracy` at the best "
+             "target. A superscript on `teacher` points to a note under Notes: the paper's numbers beside that "
+             "row were not trained on the same rationales as ours, or METHOD.md does not say whose they were. "
+             "`config` is the runs' `qcrd.config_hash` (the resolved config without the seed): rows with "
+             "different hashes are different settings. `test acc.` is `test/accuracy` at the best "
              "validation step, `final` is `final/test_accuracy`, `flexible` is `test/accuracy_flexible`, "
              "`parse` is `eval/parse_rate`.",
              "",
@@ -408,9 +446,11 @@ def results_section(groups: list[Group]) -> list[str]:
              "| method | task | teacher | rationales | preset | train | config | n | seeds | test acc. ↑ | final ↑ "
              "| flexible ↑ | parse | paper T5-base | paper T5-small |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = teacher_notes(groups)
     for g in groups:
         base, small = paper_values(g)
-        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`", fmt_mean(g.values(COVERAGE)),
+        marker = f" {notes[id(g)][0]}" if id(g) in notes else ""
+        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`{marker}", fmt_mean(g.values(COVERAGE)),
                  g.preset or "–", f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)),
                  " ".join(g.seeds), fmt_mean_std(g.values(PRIMARY)),
                  fmt_mean_std(g.values("final/test_accuracy")), fmt_mean_std(g.values("test/accuracy_flexible")),
@@ -488,6 +528,8 @@ def notes_section(report: Report) -> list[str]:
             if len(found) > 1:
                 lines.append(f"- `{_cell(g.variant)}` on {g.task} (`{g.config_hash}`) mixes `{tag}` values "
                              f"{', '.join(found)}: its seeds did not all train on the same rationales.")
+    for marker, note in dict.fromkeys(teacher_notes(report.groups).values()):
+        lines.append(f"- {marker} {note}")
     if report.baseline:
         unmatched = {id(d.group) for d in report.differences}
         for g in report.groups:
@@ -495,7 +537,7 @@ def notes_section(report: Report) -> list[str]:
                 lines.append(f"- No `{_cell(report.baseline)}` runs with the preset and train fraction of "
                              f"`{_cell(g.variant)}` on {g.task} (`{g.config_hash}`): no paired difference.")
     lines.append("- Every number above is read from the tracking store, except the paper columns "
-                 "(`qcrd_bench/paper.py`, from METHOD.md §4).")
+                 "(`qcrd_bench/paper.py`, from METHOD.md §4) and the paper's teachers in the notes (from §2, §3).")
     return lines
 
 
@@ -532,7 +574,8 @@ def write_results_csv(groups: list[Group], path: Path) -> None:
     for metric in METRICS:
         stem = metric.replace("/", "_")
         header += [f"{stem}_mean_pct", f"{stem}_std_pct", f"{stem}_n"]
-    header += ["paper_t5_base_pct", "paper_t5_base_source", "paper_t5_small_pct", "paper_t5_small_source"]
+    header += ["paper_t5_base_pct", "paper_t5_base_source", "paper_t5_small_pct", "paper_t5_small_source",
+               "paper_teacher", "teacher_note"]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -546,6 +589,8 @@ def write_results_csv(groups: list[Group], path: Path) -> None:
                 row += [_num(mean), _num(std), len(values)]
             for value in paper_values(g):
                 row += [_num(value.value if value else None), value.source if value else ""]
+            row += [paper.teacher(without_fraction(g.variant)).name if any(paper_values(g)) else "",
+                    teacher_note(g) or ""]
             writer.writerow(row)
 
 
