@@ -16,6 +16,7 @@ import re
 import shlex
 import statistics
 import tempfile
+import textwrap
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs i
 # Everything the report writes: removed first, so a plot skipped this time leaves no stale file.
 OUTPUTS = ("README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png",
            "train_fraction.png", "loss_terms.png")
+# Loss terms that measure the same quantity in every objective that writes them the same
+# way (`L_pred`: the label's cross-entropy from `predict: x`), so their curves may share an
+# axis across objectives; every other loss curve shares one only within one objective.
+SHARED_TERMS = ("train/loss_pred",)
 # Rows follow the paper: its methods, then its ablations, then anything else by name.
 ORDER = ("finetune", "cot", "dss", "mi", "qcrd", *paper.SVAMP_STUDIES)
 
@@ -707,23 +712,67 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
     return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds.")
 
 
+def objective(group: Group) -> str:
+    """The group's objective as its runs are tagged (``qcrd.loss``, a formula)."""
+    found = sorted({r.tags.get("qcrd.loss", "") for r in group.runs})
+    return " | ".join(found) if found != [""] else f"`{group.variant}`, no `qcrd.loss` tag"
+
+
+def loss_axis(group: Group, key: str) -> str:
+    """What the group's curve of loss metric ``key`` measures: curves share an axis only where
+    this is the same.  A term in SHARED_TERMS is its symbol as the formula writes it (with any
+    qualifier, e.g. ``L_pred[...]``); anything else, the total included, is the whole formula."""
+    formula = objective(group)
+    return (key in SHARED_TERMS and _term(key, formula)) or formula
+
+
+def _term(key: str, formula: str) -> str | None:
+    """The symbol of loss metric ``key`` (``train/loss_pred``: ``L_pred``) as ``formula`` first
+    writes it, with any qualifier (``L_pred[...]``); None where it does not."""
+    symbol = "L_" + key.removeprefix("train/loss_")
+    found = re.search(rf"(?<!\w){re.escape(symbol)}(?!\w)(\[[^\]]*\])?", formula)
+    return found.group(0) if found else None
+
+
+def loss_panels(groups: list[Group]) -> list[tuple[str, str, list[Group]]]:
+    """(metric, what it measures, the groups that logged it) per panel of the loss plot: one
+    panel per ``train/loss*`` metric and per distinct ``loss_axis``."""
+    keys = sorted({k for g in groups for r in g.runs for k in r.metrics if k.startswith("train/loss")})
+    panels: dict[tuple[str, str], list[Group]] = {}
+    for key in keys:
+        for g in groups:
+            if any(key in r.metrics for r in g.runs):
+                panels.setdefault((key, loss_axis(g, key)), []).append(g)
+    return [(key, axis, members) for (key, axis), members in panels.items()]
+
+
 def plot_loss_terms(store: Store, groups: list[Group], folder: Path) -> Plot:
     title = "Loss terms over training"
-    keys = sorted({k for g in groups for r in g.runs for k in r.metrics if k.startswith("train/loss")})
-    if not keys:
+    panels = loss_panels(groups)
+    if not panels:
         return Plot(title, None, "no run logged `train/loss*` metrics.")
-    fig, axes = _figure(len(keys), "loss terms (mean over seeds)")
+    fig, axes = _figure(len(panels), "loss terms (mean ± std over seeds)")
     many_tasks = len({g.task for g in groups}) > 1
     colors = palette(label(g, groups, with_task=many_tasks) for g in groups)
-    for ax, key in zip(axes, keys):
-        for g in groups:
+    for ax, (key, axis, members) in zip(axes, panels):
+        for g in members:
             histories = _histories(store, g, key)
             name = label(g, groups, with_task=many_tasks)
             if histories:
                 _curve_panel(ax, *mean_curve(histories), name, colors[name])
-        ax.set(title=key, xlabel="step")
+        shared = key in SHARED_TERMS and _term(key, axis) == axis
+        what = f"= {axis}" if key == "train/loss" else f"{axis}, in any objective" if shared else f"a term of {axis}"
+        ax.set_title(f"{key}\n{textwrap.fill(what, 60)}", fontsize=8)
+        ax.set(xlabel="step")
         ax.legend(fontsize=7)
-    return Plot(title, _save(fig, folder / "loss_terms.png"), f"Terms: {', '.join(f'`{k}`' for k in keys)}.")
+    keys = dict.fromkeys(key for key, _, _ in panels)
+    shared = ", ".join(f"`{k}`" for k in SHARED_TERMS)
+    note = ("One panel per metric and objective, so that one axis never holds different objectives: `train/loss` "
+            "(the total) and each term share a panel only among runs with the same `qcrd.loss` formula (the title's "
+            f"second line), except {shared}, which share one wherever the formula writes the term the same way "
+            "(a term with a qualifier, `L_pred[…]`, is another quantity and gets its own). "
+            f"Shaded: ± one sample std over seeds. Metrics: {', '.join(f'`{k}`' for k in keys)}.")
+    return Plot(title, _save(fig, folder / "loss_terms.png"), note)
 
 
 def plot_score_densities(store: Store, groups: list[Group], folder: Path) -> Plot:

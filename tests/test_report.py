@@ -51,6 +51,8 @@ def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: 
         metrics += [Metric("val/accuracy", accuracy * step / 300, start, step),
                     Metric("train/loss", 3.0 / step * 100, start, step),
                     Metric("train/loss_pred", 1.0 / step * 100, start, step)]
+        if tags["qcrd.method"] == "dss":
+            metrics.append(Metric("train/loss_explain", 2.0 / step * 100, start, step))
         if qcrd:
             metrics += [Metric("train/loss_cl", 0.5, start, step), Metric("train/loss_d", -0.1, start, step),
                         Metric("train/score_pos", 0.8, start, step), Metric("train/score_neg", 0.3, start, step)]
@@ -259,12 +261,47 @@ def test_baselines_report(store, tmp_path):
     assert (rows["cot"]["teacher"], rows["dss"]["teacher"]) == ("`dss-palm` ¹", "`dss-palm` ²")
     assert "- ¹ `cot` trained on `dss-palm`; the teacher behind the paper's numbers for it is not known" in readme
     assert rows["cot"]["rationales"] == rows["dss"]["rationales"] == "100.00"
+    # Three objectives: the loss plot is drawn, split by objective, and says so.
+    assert (out / "loss_terms.png").stat().st_size > 1000
+    assert "One panel per metric and objective, so that one axis never holds different objectives" in readme
     with (out / "results.csv").open() as handle:
         results = {row["method"]: row for row in csv.DictReader(handle)}
     finetune = results["finetune"]
     assert (finetune["paper_teacher"], finetune["teacher_note"]) == ("none (gold labels only)", "")
     assert (finetune["rationale_coverage_mean_pct"], finetune["rationale_coverage_n"]) == ("", "0")
     assert float(results["cot"]["rationale_coverage_mean_pct"]) == 100.0
+
+
+def test_loss_panels_never_mix_objectives():
+    """Totals and terms share an axis only within one `qcrd.loss` formula; `L_pred`, written the
+    same way, is shared across formulas, but `L_pred[r ⊕ y]` (cot) is another quantity."""
+    from qcrd_bench.report import Group, loss_panels
+    from qcrd_bench.tracking import StoredRun
+
+    maxmin = LOSS["qcrd"].replace("minmax", "maxmin")
+    terms = {"finetune": ("loss_pred",), "cot": ("loss_pred",), "dss": ("loss_pred", "loss_explain"),
+             "qcrd": ("loss_pred", "loss_cl", "loss_d"), "qcrd-maxmin": ("loss_pred", "loss_cl", "loss_d"),
+             "old": ("loss_pred",)}
+    groups = []
+    for variant, keys in terms.items():
+        tags = {"qcrd.seed": "0"} if variant == "old" else {"qcrd.seed": "0", "qcrd.loss": LOSS.get(variant, maxmin)}
+        metrics = {"train/loss": 1.0, **{f"train/{k}": 1.0 for k in keys}}
+        groups.append(Group(variant, "svamp", variant, [StoredRun(variant, "0", variant, "FINISHED", 0, tags, {},
+                                                                  metrics)]))
+    panels = {(key, axis): sorted(g.variant for g in members) for key, axis, members in loss_panels(groups)}
+
+    totals = {axis: members for (key, axis), members in panels.items() if key == "train/loss"}
+    assert totals == {LOSS["finetune"]: ["finetune"], LOSS["cot"]: ["cot"], LOSS["dss"]: ["dss"],
+                      LOSS["qcrd"]: ["qcrd"], maxmin: ["qcrd-maxmin"], "`old`, no `qcrd.loss` tag": ["old"]}
+    pred = {axis: members for (key, axis), members in panels.items() if key == "train/loss_pred"}
+    assert pred == {"L_pred": ["dss", "finetune", "qcrd", "qcrd-maxmin"], "L_pred[r ⊕ y]": ["cot"],
+                    "`old`, no `qcrd.loss` tag": ["old"]}
+    cl = {axis: members for (key, axis), members in panels.items() if key == "train/loss_cl"}
+    assert cl == {LOSS["qcrd"]: ["qcrd"], maxmin: ["qcrd-maxmin"]}
+    # Every panel but the shared terms' holds a single objective.
+    for (key, axis), members in panels.items():
+        if key != "train/loss_pred":
+            assert len({LOSS.get(v, maxmin) if v != "old" else None for v in members}) == 1, (key, axis)
 
 
 def test_experiment_report(store, tmp_path):
