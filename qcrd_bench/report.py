@@ -34,7 +34,29 @@ SCORED = "negatives/scored_samples.json"
 SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs it
 # Everything the report writes: removed first, so a plot skipped this time leaves no stale file.
 OUTPUTS = ("README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png",
-           "train_fraction.png", "loss_terms.png")
+           "diagnostics.png", "train_fraction.png", "loss_terms.png")
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A per-step metric of the judge or the negatives, and what it means."""
+
+    key: str
+    meaning: str
+    unit: bool = False  # a share or score in [0, 1]: drawn on a fixed 0–1 axis, so saturation shows
+
+
+# The diagnostics figure: one panel each, for the runs that logged it (add a line to add one).
+DIAGNOSTICS = (
+    Diagnostic("train/neg_active_frac", "share of the examples with negatives whose negative term is non-zero: a "
+               "negative it uses has CE < δ and a judge weight 1 − s_neg > 0 (MinMax uses the negative of highest "
+               "CE, so every negative must be below δ)", unit=True),
+    Diagnostic("train/score_pos", "the judge's mean score of the batch's positives", unit=True),
+    Diagnostic("train/score_neg", "the judge's mean score of the batch's negatives", unit=True),
+    Diagnostic("train/disc_acc", "the judge's accuracy at 0.5 (positives above, negatives at or below)", unit=True),
+    Diagnostic("train/margin", "mean CE of the chosen negative minus that of the chosen positive (token-mean "
+               "nats; all of them under Mean and W-mean)"),
+)
 # Loss terms that measure the same quantity in every objective that writes them the same
 # way (`L_pred`: the label's cross-entropy from `predict: x`), so their curves may share an
 # axis across objectives; every other loss curve shares one only within one objective.
@@ -625,7 +647,8 @@ def _float(text: str | None, default: float) -> float:
 
 def make_plots(store: Store, groups: list[Group], folder: Path) -> list[Plot]:
     return [plot_val_curves(store, groups, folder), plot_score_densities(store, groups, folder),
-            plot_train_fraction(groups, folder), plot_loss_terms(store, groups, folder)]
+            plot_diagnostics(store, groups, folder), plot_train_fraction(groups, folder),
+            plot_loss_terms(store, groups, folder)]
 
 
 def _pyplot():
@@ -710,6 +733,42 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
         ax.set(title=task, xlabel="step", ylabel="validation accuracy (%)")
         ax.legend(fontsize=7)
     return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds.")
+
+
+def diagnostic_panels(groups: list[Group]) -> list[tuple[Diagnostic, list[Group]]]:
+    """(diagnostic, the groups that logged it) per panel of the diagnostics figure."""
+    panels = [(d, [g for g in groups if any(d.key in r.metrics for r in g.runs)]) for d in DIAGNOSTICS]
+    return [(d, members) for d, members in panels if members]
+
+
+def plot_diagnostics(store: Store, groups: list[Group], folder: Path) -> Plot:
+    """Whether QCRD's parts did anything: the judge's scores and accuracy, the negatives' margin
+    and how often their term was active, over training."""
+    title = "Judge and negatives diagnostics"
+    panels = diagnostic_panels(groups)
+    keys = ", ".join(f"`{d.key}`" for d in DIAGNOSTICS)
+    if not panels:
+        return Plot(title, None, f"no run logged {keys} (only methods with a judge or negatives do).")
+    fig, axes = _figure(len(panels), "judge and negatives (mean ± std over seeds)")
+    many_tasks = len({g.task for g in groups}) > 1
+    colors = palette(label(g, groups, with_task=many_tasks) for g in groups)
+    for ax, (diagnostic, members) in zip(axes, panels):
+        for g in members:
+            name = label(g, groups, with_task=many_tasks)
+            _curve_panel(ax, *mean_curve(_histories(store, g, diagnostic.key)), name, colors[name])
+        if diagnostic.unit:
+            ax.set_ylim(-0.05, 1.05)
+        ax.set(title=diagnostic.key, xlabel="step")
+        ax.legend(fontsize=7)
+    shown = {d.key for d, _ in panels}
+    missing = [f"`{d.key}`" for d in DIAGNOSTICS if d.key not in shown]
+    note = ("One panel per metric, a line per setting that logged it (mean over seeds, shaded ± one sample std); "
+            "shares and scores on a fixed 0–1 axis. "
+            + " ".join(f"`{d.key}`: {d.meaning}." for d, _ in panels)
+            + " A judge that scores positives ≈ 1 and negatives ≈ 0 throughout is saturated: its weights in L_cl "
+              "(s_pos, 1 − s_neg) are then ≈ 1 everywhere, as without a judge."
+            + (f" No run logged {', '.join(missing)}." if missing else ""))
+    return Plot(title, _save(fig, folder / "diagnostics.png"), note)
 
 
 def objective(group: Group) -> str:

@@ -54,8 +54,10 @@ def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: 
         if tags["qcrd.method"] == "dss":
             metrics.append(Metric("train/loss_explain", 2.0 / step * 100, start, step))
         if qcrd:
-            metrics += [Metric("train/loss_cl", 0.5, start, step), Metric("train/loss_d", -0.1, start, step),
-                        Metric("train/score_pos", 0.8, start, step), Metric("train/score_neg", 0.3, start, step)]
+            judge = {"train/loss_cl": 0.5, "train/loss_d": -0.1, "train/score_pos": 0.8 + 0.05 * seed,
+                     "train/score_neg": 0.3, "train/disc_acc": 0.7 + step / 1000,
+                     "train/neg_active_frac": 0.6 - step / 600, "train/margin": 1.0 + step / 300}
+            metrics += [Metric(key, value, start, step) for key, value in judge.items()]
     client.log_batch(run_id, metrics=metrics, params=[Param("task.train_fraction", str(fraction)),
                                                       Param("seed", str(seed))])
     if qcrd:
@@ -189,8 +191,9 @@ def test_report_of_a_sweep(store, tmp_path):
     assert diff["95% CI (pp)"] == f"[{statistics.mean(diffs) - half:+.2f}, {statistics.mean(diffs) + half:+.2f}]"
 
     # Plots: written where the data exists, skipped with a reason where it does not.
-    for name in ("val_curves.png", "score_densities.png", "loss_terms.png"):
+    for name in ("val_curves.png", "score_densities.png", "diagnostics.png", "loss_terms.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in readme
+    assert "`train/neg_active_frac`: share of the examples with negatives whose negative term is non-zero" in readme
     assert not (out / "train_fraction.png").exists()
     assert "Accuracy vs train fraction (Fig. 4): every setting ran at a single" in readme
 
@@ -211,7 +214,8 @@ def test_report_of_a_sweep(store, tmp_path):
 
     # The folder was logged to the parent run.
     logged = {Path(f.path).name for f in client.list_artifacts(store["parent"], "report")}
-    assert {"README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png"} <= logged
+    assert {"README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png",
+            "diagnostics.png"} <= logged
 
 
 def test_smoke_runs_on_request_and_baseline_option(store, tmp_path):
@@ -261,6 +265,11 @@ def test_baselines_report(store, tmp_path):
     assert (rows["cot"]["teacher"], rows["dss"]["teacher"]) == ("`dss-palm` ¹", "`dss-palm` ²")
     assert "- ¹ `cot` trained on `dss-palm`; the teacher behind the paper's numbers for it is not known" in readme
     assert rows["cot"]["rationales"] == rows["dss"]["rationales"] == "100.00"
+    # No judge and no negatives: no diagnostics figure, and the report says why.
+    assert not (out / "diagnostics.png").exists() and "](diagnostics.png)" not in readme
+    assert ("- Judge and negatives diagnostics: no run logged `train/neg_active_frac`, `train/score_pos`, "
+            "`train/score_neg`, `train/disc_acc`, `train/margin` (only methods with a judge or negatives "
+            "do).") in readme
     # Three objectives: the loss plot is drawn, split by objective, and says so.
     assert (out / "loss_terms.png").stat().st_size > 1000
     assert "One panel per metric and objective, so that one axis never holds different objectives" in readme
@@ -270,6 +279,40 @@ def test_baselines_report(store, tmp_path):
     assert (finetune["paper_teacher"], finetune["teacher_note"]) == ("none (gold labels only)", "")
     assert (finetune["rationale_coverage_mean_pct"], finetune["rationale_coverage_n"]) == ("", "0")
     assert float(results["cot"]["rationale_coverage_mean_pct"]) == 100.0
+
+
+def test_diagnostics_figure(monkeypatch, tmp_path):
+    """A panel per diagnostic that some run logged, holding the groups that logged it; a metric
+    added to DIAGNOSTICS is plotted where logged and named in the note where not."""
+    from qcrd_bench import report
+    from qcrd_bench.report import Diagnostic, Group, diagnostic_panels, plot_diagnostics
+    from qcrd_bench.tracking import StoredRun
+
+    class History:  # per-step values of whatever a run logged
+        def history(self, run_id, key):
+            return [(step, 0.5) for step in (10, 20)] if key in runs[run_id].metrics else []
+
+    logged = {"qcrd": ("train/neg_active_frac", "train/score_pos", "train/score_neg", "train/disc_acc",
+                       "train/margin"),
+              "qcrd-no-qj": ("train/neg_active_frac", "train/margin"),  # no judge: no scores
+              "dss": ()}
+    runs = {v: StoredRun(v, "0", v, "FINISHED", 0, {"qcrd.seed": "0"}, {}, {k: 0.5 for k in keys})
+            for v, keys in logged.items()}
+    groups = [Group(v, "svamp", v, [runs[v]]) for v in logged]
+    monkeypatch.setattr(report, "DIAGNOSTICS", report.DIAGNOSTICS + (Diagnostic("train/judge_auroc", "AUROC"),))
+
+    panels = {d.key: [g.variant for g in members] for d, members in diagnostic_panels(groups)}
+    both = ["qcrd", "qcrd-no-qj"]
+    assert panels == {"train/neg_active_frac": both, "train/score_pos": ["qcrd"], "train/score_neg": ["qcrd"],
+                      "train/disc_acc": ["qcrd"], "train/margin": both}
+    plot = plot_diagnostics(History(), groups, tmp_path)
+    assert plot.file == "diagnostics.png" and (tmp_path / plot.file).stat().st_size > 1000
+    assert "No run logged `train/judge_auroc`." in plot.note and "`train/disc_acc`: the judge's accuracy" in plot.note
+
+    runs["dss"].metrics["train/judge_auroc"] = 0.9  # now one run logged it
+    assert [d.key for d, _ in diagnostic_panels(groups)][-1] == "train/judge_auroc"
+    note = plot_diagnostics(History(), groups, tmp_path).note
+    assert "No run logged" not in note and "`train/judge_auroc`: AUROC." in note
 
 
 def test_loss_panels_never_mix_objectives():
