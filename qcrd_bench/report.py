@@ -32,6 +32,10 @@ METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "ev
 SKIP_KINDS = ("teach", "ablate")
 SCORED = "negatives/scored_samples.json"
 SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs it
+# The sources a scored rationale is labelled with, in the order (and so the colours) of every
+# score panel; POOLED stands for the negatives of an older table that has no source column.
+SOURCES = ("teacher positive", "teacher negative", "student negative")
+POOLED = "negatives (source not logged)"
 # Everything the report writes: removed first, so a plot skipped this time leaves no stale file.
 OUTPUTS = ("README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png",
            "diagnostics.png", "train_fraction.png", "loss_terms.png")
@@ -855,42 +859,49 @@ def plot_score_densities(store: Store, groups: list[Group], folder: Path) -> Plo
     if not shown:
         return Plot(title, None, (f"could not read `{SCORED}` of {', '.join(unreadable)}." if unreadable else
                                   f"no run logged `{SCORED}` (only methods with a discriminator and negatives do)."))
-    tasks = list(dict.fromkeys(g.task for g in shown))
-    fig, axes = _figure(len(tasks), "discriminator scores")
-    split = False
-    colors = palette(label(g, groups) for g in shown)
-    for ax, task in zip(axes, tasks):
-        for g in (g for g in shown if g.task == task):
-            color = colors[label(g, groups)]
-            for style, (source, scores) in zip(("-", "-.", ":", (0, (5, 1))) * 3,
-                                               _scores_by_source(scored[id(g)]).items()):
-                split = split or source is not None
-                name = f"{label(g, groups)}: {source or 'negatives'} (n={len(scores)})"
-                ax.hist(scores, bins=20, range=(0, 1), density=True, histtype="step", linewidth=1.4, label=name,
-                        color=color, linestyle=style)
-            positives = [v for r in g.runs for _, v in store.history(r.run_id, "train/score_pos")]
-            if positives:
-                ax.axvline(statistics.mean(positives), linestyle="--", linewidth=1, color=color,
-                           label=f"{label(g, groups)}: positives, mean train/score_pos")
-        ax.set(title=task, xlabel="discriminator score", ylabel="density")
+    from matplotlib.colors import to_rgba
+
+    by_source = {id(g): _scores_by_source(scored[id(g)]) for g in shown}
+    colors = source_colors(s for found in by_source.values() for s in found)
+    fig, axes = _figure(len(shown), "discriminator scores by source")
+    many_tasks = len({g.task for g in groups}) > 1
+    for ax, g in zip(axes, shown):
+        for source, scores in sorted(by_source[id(g)].items(), key=lambda item: list(colors).index(item[0])):
+            ax.hist(scores, bins=20, range=(0, 1), density=True, histtype="stepfilled", linewidth=1.4,
+                    edgecolor=colors[source], facecolor=to_rgba(colors[source], 0.2),
+                    label=f"{source} (n={len(scores)})")
+        positives = [v for r in g.runs for _, v in store.history(r.run_id, "train/score_pos")]
+        if positives:
+            ax.axvline(statistics.mean(positives), linestyle="--", linewidth=1, color=colors[SOURCES[0]],
+                       label="positives: mean of train/score_pos")
+        ax.set(title=label(g, groups, with_task=many_tasks), xlabel="discriminator score", ylabel="density")
         ax.legend(fontsize=7)
-    note = ("Histograms (density) of the `score` column of each run's `" + SCORED + "`, pooled over seeds"
-            + (", split by its source column (teacher positives, teacher negatives, student negatives)." if split
-               else ": the table (from an older run) does not say where a rationale came from, so teacher and "
-                    "student negatives are pooled.")
+    pooled = [label(g, groups, with_task=many_tasks) for g in shown if POOLED in by_source[id(g)]]
+    note = ("Histograms (density) of the `score` column of each run's `" + SCORED + "`, pooled over seeds, one "
+            "panel per setting, one colour per source in every panel (its `source` column: "
+            + ", ".join(SOURCES) + ")."
+            + (f" The tables of {', '.join(f'`{_cell(p)}`' for p in pooled)} (older runs) do not say where a "
+               f"rationale came from: their teacher and student negatives are pooled as '{POOLED}'." if pooled else "")
             + " The dashed line is the mean of `train/score_pos` (batch means of the positives' scores) over "
               "training." + missing)
     return Plot(title, _save(fig, folder / "score_densities.png"), note)
 
 
-def _scores_by_source(tables: list[dict[str, list]]) -> dict[str | None, list[float]]:
-    result: dict[str | None, list[float]] = defaultdict(list)
+def source_colors(found) -> dict[str, str]:
+    """One colour per source of a scored rationale, the same in every panel: the known
+    sources first, in SOURCES order, whether or not a panel has them."""
+    return palette([*SOURCES, POOLED, *sorted(set(found) - {*SOURCES, POOLED})])
+
+
+def _scores_by_source(tables: list[dict[str, list]]) -> dict[str, list[float]]:
+    """Scores by source (POOLED for a table without a source column); other columns are ignored."""
+    result: dict[str, list[float]] = defaultdict(list)
     for table in tables:
         column = next((c for c in SOURCE_COLUMNS if c in table), None)
         sources = table[column] if column else [None] * len(table["score"])
         for source, score in zip(sources, table["score"]):
             if isinstance(score, (int, float)):
-                result[None if source is None else str(source)].append(float(score))
+                result[POOLED if source is None else str(source)].append(float(score))
     return dict(result)
 
 

@@ -31,9 +31,28 @@ def _tags(variant: str, seed: int, parent: str, **extra) -> dict[str, str]:
             "qcrd.loss": LOSS[base], "qcrd.rationales_sha256": "abc", **extra}
 
 
-def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: int, fraction: float = 1.0) -> str:
+def _scored(sources: bool) -> dict[str, list]:
+    """A run's negatives/scored_samples.json: 8 positives, 4 teacher and 8 student negatives,
+    with a source column and a column the report does not know (``truth``), or, as an older
+    run logged it, negatives only and no source."""
+    scores = {"teacher positive": [0.97, 0.92, 0.9, 0.88, 0.85, 0.8, 0.7, 0.55],
+              "teacher negative": [0.6, 0.45, 0.3, 0.2],
+              "student negative": [0.3, 0.2, 0.1, 0.08, 0.05, 0.04, 0.02, 0.01]}
+    if not sources:
+        scores.pop("teacher positive")
+    rows = [(source, score) for source, values in scores.items() for score in values]
+    table = {"step": [1] * len(rows), "iteration": [0] * len(rows), "id": [f"q{i}" for i in range(len(rows))],
+             "rationale": [f"r{i}" for i in range(len(rows))], "score": [score for _, score in rows]}
+    if sources:
+        table["source"] = [source for source, _ in rows]
+        table["truth"] = ["valid" if source == "teacher positive" else "invalid" for source, _ in rows]
+    return table
+
+
+def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: int, fraction: float = 1.0,
+           sources: bool = True) -> str:
     """A finished training run with summary metrics, per-step curves of its loss terms and,
-    for qcrd, the judge's diagnostics and scored negatives."""
+    for qcrd, the judge's diagnostics and scored rationales (by source unless ``sources`` is False)."""
     from mlflow.entities import Metric, Param
 
     run = client.create_run(experiment, start_time=start, tags=tags,
@@ -62,9 +81,7 @@ def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: 
                                                       Param("seed", str(seed))])
     if qcrd:
         # Through the client: the fluent API would carry the active experiment of an earlier test.
-        client.log_table(run_id, {"step": [1, 1, 51], "iteration": [0, 0, 1], "id": ["a", "b", "a"],
-                                  "negative": ["x", "y", "z"], "score": [0.2, 0.35, 0.6]},
-                         artifact_file="negatives/scored_samples.json")
+        client.log_table(run_id, _scored(sources), artifact_file="negatives/scored_samples.json")
     client.set_terminated(run_id, "FINISHED", end_time=start + 1000)
     return run_id
 
@@ -108,7 +125,7 @@ def store(tmp_path_factory):
             label = f"{variant}[task.train_fraction={fraction}]"
             teacher = {"qcrd.teacher": "dss-palm"}  # not the paper's teacher for qcrd
             _child(client, mlflow, sizes, _tags(label, 0, sizes_parent, **teacher), accuracy, start=30_000 + i,
-                   fraction=fraction)
+                   fraction=fraction, sources=False)  # scored negatives as older runs logged them
         objectives = client.create_experiment("qcrd-bench/suite/objectives")
         objectives_parent = _parent(client, objectives, "objectives", "dss")
         for i, variant in enumerate(("finetune", "cot", "dss")):
@@ -194,6 +211,7 @@ def test_report_of_a_sweep(store, tmp_path):
     for name in ("val_curves.png", "score_densities.png", "diagnostics.png", "loss_terms.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in readme
     assert "`train/neg_active_frac`: share of the examples with negatives whose negative term is non-zero" in readme
+    assert "one colour per source in every panel" in readme and "are pooled as" not in readme
     assert not (out / "train_fraction.png").exists()
     assert "Accuracy vs train fraction (Fig. 4): every setting ran at a single" in readme
 
@@ -251,6 +269,10 @@ def test_data_size_suite(store, tmp_path, monkeypatch):
     half = diffs["qcrd[task.train_fraction=0.5]"]
     assert half["mean Δ (pp)"] == f"{100 * (0.50 - 0.47):+.2f}" and half["95% CI (pp)"] == "no interval (n < 2)"
     assert "the parent run's `qcrd.baseline` tag" in readme
+    # Its runs' scored tables have no source column: the score plot says their negatives are pooled.
+    assert (out / "score_densities.png").stat().st_size > 1000
+    assert ("The tables of `qcrd[task.train_fraction=0.5]`, `qcrd[task.train_fraction=1.0]` (older runs) do not "
+            "say where a rationale came from: their teacher and student negatives are pooled as") in readme
 
 
 def test_baselines_report(store, tmp_path):
@@ -313,6 +335,15 @@ def test_diagnostics_figure(monkeypatch, tmp_path):
     assert [d.key for d, _ in diagnostic_panels(groups)][-1] == "train/judge_auroc"
     note = plot_diagnostics(History(), groups, tmp_path).note
     assert "No run logged" not in note and "`train/judge_auroc`: AUROC." in note
+
+
+def test_score_colours_follow_the_source():
+    """A source has the same colour in every panel, whichever other sources a panel holds."""
+    from qcrd_bench.report import POOLED, SOURCES, source_colors
+
+    alone, everything = source_colors(["student negative"]), source_colors([*SOURCES, POOLED, "judge-made"])
+    assert all(alone[s] == everything[s] for s in (*SOURCES, POOLED))
+    assert len(set(everything.values())) == len(everything) == 5
 
 
 def test_loss_panels_never_mix_objectives():
