@@ -16,6 +16,7 @@ import re
 import shlex
 import statistics
 import tempfile
+import textwrap
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,13 +27,44 @@ from .errors import ConfigError, QcrdError
 from .tracking import Store, StoredRun, tracking_uri
 
 PRIMARY = "test/accuracy"
+COVERAGE = "data/rationale_coverage"  # share of training questions with a rationale (after the positive filter)
 METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "eval/parse_rate", "best/val_accuracy")
 SKIP_KINDS = ("teach", "ablate")
 SCORED = "negatives/scored_samples.json"
 SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs it
+# The sources a scored rationale is labelled with, in the order (and so the colours) of every
+# score panel; POOLED stands for the negatives of an older table that has no source column.
+SOURCES = ("teacher positive", "teacher negative", "student negative")
+POOLED = "negatives (source not logged)"
 # Everything the report writes: removed first, so a plot skipped this time leaves no stale file.
 OUTPUTS = ("README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png",
-           "train_fraction.png", "loss_terms.png")
+           "diagnostics.png", "train_fraction.png", "loss_terms.png")
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A per-step metric of the judge or the negatives, and what it means."""
+
+    key: str
+    meaning: str
+    unit: bool = False  # a share or score in [0, 1]: drawn on a fixed 0–1 axis, so saturation shows
+
+
+# The diagnostics figure: one panel each, for the runs that logged it (add a line to add one).
+DIAGNOSTICS = (
+    Diagnostic("train/neg_active_frac", "share of the examples with negatives whose negative term is non-zero: a "
+               "negative it uses has CE < δ and a judge weight 1 − s_neg > 0 (MinMax uses the negative of highest "
+               "CE, so every negative must be below δ)", unit=True),
+    Diagnostic("train/score_pos", "the judge's mean score of the batch's positives", unit=True),
+    Diagnostic("train/score_neg", "the judge's mean score of the batch's negatives", unit=True),
+    Diagnostic("train/disc_acc", "the judge's accuracy at 0.5 (positives above, negatives at or below)", unit=True),
+    Diagnostic("train/margin", "mean CE of the chosen negative minus that of the chosen positive (token-mean "
+               "nats; all of them under Mean and W-mean)"),
+)
+# Loss terms that measure the same quantity in every objective that writes them the same
+# way (`L_pred`: the label's cross-entropy from `predict: x`), so their curves may share an
+# axis across objectives; every other loss curve shares one only within one objective.
+SHARED_TERMS = ("train/loss_pred",)
 # Rows follow the paper: its methods, then its ablations, then anything else by name.
 ORDER = ("finetune", "cot", "dss", "mi", "qcrd", *paper.SVAMP_STUDIES)
 
@@ -357,6 +389,42 @@ def paper_values(group: Group) -> tuple[paper.PaperValue | None, paper.PaperValu
             paper.lookup(name, group.task, "t5-small", group.train_fraction))
 
 
+def teacher_note(group: Group) -> str | None:
+    """Why the paper's numbers beside the group may rest on other rationales than its runs'
+    (``qcrd.teacher``), or None where they do not or the row shows no paper number."""
+    if not any(paper_values(group)):
+        return None
+    name = without_fraction(group.variant)
+    known = paper.teacher(name)
+    ours = sorted({r.tags.get("qcrd.teacher", "?") for r in group.runs})
+    used = f"`{_cell(name)}` trained on {', '.join(f'`{_cell(t)}`' for t in ours)}"
+    if known.name == paper.UNKNOWN:
+        return f"{used}; the teacher behind the paper's numbers for it is not known ({known.where})."
+    if set(ours) <= set(known.ours):
+        return None
+    paper_used = f"the paper's numbers for it used {known.name}, per {known.where}"
+    if set(ours) <= set(known.ours + known.nearest):
+        return f"{used}; {paper_used}. These are the nearest set here, by assumption: not the paper's own samples."
+    nearest = f"; the nearest set here is {', '.join(f'`{t}`' for t in known.nearest)}" if known.nearest else ""
+    return f"{used}, but {paper_used}{nearest}."
+
+
+def teacher_notes(groups: list[Group]) -> dict[int, tuple[str, str]]:
+    """(marker, note) by ``id(group)``: one numbered marker per distinct note."""
+    markers: dict[str, str] = {}
+    found = {}
+    for g in groups:
+        note = teacher_note(g)
+        if note:
+            marker = markers.setdefault(note, _superscript(len(markers) + 1))
+            found[id(g)] = (marker, note)
+    return found
+
+
+def _superscript(number: int) -> str:
+    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
 # Writing
 
 def markdown(report: Report, command: str, uri: str) -> str:
@@ -389,8 +457,13 @@ def results_section(groups: list[Group]) -> list[str]:
     lines = ["## Results", "",
              "Accuracy in %, mean ± sample std over seeds (one run per seed; the newest where a seed repeats); "
              "↑ higher is better. `teacher` is where the runs' rationales came from (`none`: the method "
-             "uses none). `config` is the runs' `qcrd.config_hash` (the resolved config without the seed): "
-             "rows with different hashes are different settings. `test acc.` is `test/accuracy` at the best "
+             "uses none). `rationales` is `data/rationale_coverage`: the share of training questions left with at "
+             "least one rationale after the positive filter (under `self-consistency`, one in the majority), "
+             "mean over the runs (– where the runs used none); the other questions train without a rationale "
+             "target. A superscript on `teacher` points to a note under Notes: the paper's numbers beside that "
+             "row were not trained on the same rationales as ours, or METHOD.md does not say whose they were. "
+             "`config` is the runs' `qcrd.config_hash` (the resolved config without the seed): rows with "
+             "different hashes are different settings. `test acc.` is `test/accuracy` at the best "
              "validation step, `final` is `final/test_accuracy`, `flexible` is `test/accuracy_flexible`, "
              "`parse` is `eval/parse_rate`.",
              "",
@@ -401,16 +474,18 @@ def results_section(groups: list[Group]) -> list[str]:
              "(`paper` preset: T5-v1.1-base, 10k steps; `cpu`: MiniLM; `smoke`: a tiny T5), so a gap is not by "
              "itself a failed reproduction.",
              "",
-             "| method | task | teacher | preset | train | config | n | seeds | test acc. ↑ | final ↑ | flexible ↑ "
-             "| parse | paper T5-base | paper T5-small |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | task | teacher | rationales | preset | train | config | n | seeds | test acc. ↑ | final ↑ "
+             "| flexible ↑ | parse | paper T5-base | paper T5-small |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = teacher_notes(groups)
     for g in groups:
         base, small = paper_values(g)
-        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`", g.preset or "–",
-                 f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)), " ".join(g.seeds),
-                 fmt_mean_std(g.values(PRIMARY)),
+        marker = f" {notes[id(g)][0]}" if id(g) in notes else ""
+        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`{marker}", fmt_mean(g.values(COVERAGE)),
+                 g.preset or "–", f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)),
+                 " ".join(g.seeds), fmt_mean_std(g.values(PRIMARY)),
                  fmt_mean_std(g.values("final/test_accuracy")), fmt_mean_std(g.values("test/accuracy_flexible")),
-                 fmt_mean(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
+                 fmt_mean_std(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
         lines.append("| " + " | ".join(cells) + " |")
     if len({g.task for g in groups}) > 1:
         lines += ["", *pivot(groups)]
@@ -484,6 +559,8 @@ def notes_section(report: Report) -> list[str]:
             if len(found) > 1:
                 lines.append(f"- `{_cell(g.variant)}` on {g.task} (`{g.config_hash}`) mixes `{tag}` values "
                              f"{', '.join(found)}: its seeds did not all train on the same rationales.")
+    for marker, note in dict.fromkeys(teacher_notes(report.groups).values()):
+        lines.append(f"- {marker} {note}")
     if report.baseline:
         unmatched = {id(d.group) for d in report.differences}
         for g in report.groups:
@@ -491,7 +568,7 @@ def notes_section(report: Report) -> list[str]:
                 lines.append(f"- No `{_cell(report.baseline)}` runs with the preset and train fraction of "
                              f"`{_cell(g.variant)}` on {g.task} (`{g.config_hash}`): no paired difference.")
     lines.append("- Every number above is read from the tracking store, except the paper columns "
-                 "(`qcrd_bench/paper.py`, from METHOD.md §4).")
+                 "(`qcrd_bench/paper.py`, from METHOD.md §4) and the paper's teachers in the notes (from §2, §3).")
     return lines
 
 
@@ -523,23 +600,28 @@ def fmt_paper(value: paper.PaperValue | None) -> str:
 
 
 def write_results_csv(groups: list[Group], path: Path) -> None:
-    header = ["method", "task", "teacher", "preset", "train_fraction", "config_hash", "n", "seeds", "run_ids"]
+    header = ["method", "task", "teacher", "rationale_coverage_mean_pct", "rationale_coverage_n", "preset",
+              "train_fraction", "config_hash", "n", "seeds", "run_ids"]
     for metric in METRICS:
         stem = metric.replace("/", "_")
         header += [f"{stem}_mean_pct", f"{stem}_std_pct", f"{stem}_n"]
-    header += ["paper_t5_base_pct", "paper_t5_base_source", "paper_t5_small_pct", "paper_t5_small_source"]
+    header += ["paper_t5_base_pct", "paper_t5_base_source", "paper_t5_small_pct", "paper_t5_small_source",
+               "paper_teacher", "teacher_note"]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for g in groups:
-            row = [g.variant, g.task, g.teacher, g.preset, g.train_fraction, g.config_hash, len(g.runs),
-                   " ".join(g.seeds), " ".join(r.run_id for r in g.runs)]
+            coverage = g.values(COVERAGE)
+            row = [g.variant, g.task, g.teacher, _num(mean_std(coverage)[0]), len(coverage), g.preset,
+                   g.train_fraction, g.config_hash, len(g.runs), " ".join(g.seeds), " ".join(r.run_id for r in g.runs)]
             for metric in METRICS:
                 values = g.values(metric)
                 mean, std = mean_std(values)
                 row += [_num(mean), _num(std), len(values)]
             for value in paper_values(g):
                 row += [_num(value.value if value else None), value.source if value else ""]
+            row += [paper.teacher(without_fraction(g.variant)).name if any(paper_values(g)) else "",
+                    teacher_note(g) or ""]
             writer.writerow(row)
 
 
@@ -569,7 +651,8 @@ def _float(text: str | None, default: float) -> float:
 
 def make_plots(store: Store, groups: list[Group], folder: Path) -> list[Plot]:
     return [plot_val_curves(store, groups, folder), plot_score_densities(store, groups, folder),
-            plot_train_fraction(groups, folder), plot_loss_terms(store, groups, folder)]
+            plot_diagnostics(store, groups, folder), plot_train_fraction(groups, folder),
+            plot_loss_terms(store, groups, folder)]
 
 
 def _pyplot():
@@ -656,23 +739,103 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
     return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds.")
 
 
-def plot_loss_terms(store: Store, groups: list[Group], folder: Path) -> Plot:
-    title = "Loss terms over training"
-    keys = sorted({k for g in groups for r in g.runs for k in r.metrics if k.startswith("train/loss")})
-    if not keys:
-        return Plot(title, None, "no run logged `train/loss*` metrics.")
-    fig, axes = _figure(len(keys), "loss terms (mean over seeds)")
+def diagnostic_panels(groups: list[Group]) -> list[tuple[Diagnostic, list[Group]]]:
+    """(diagnostic, the groups that logged it) per panel of the diagnostics figure."""
+    panels = [(d, [g for g in groups if any(d.key in r.metrics for r in g.runs)]) for d in DIAGNOSTICS]
+    return [(d, members) for d, members in panels if members]
+
+
+def plot_diagnostics(store: Store, groups: list[Group], folder: Path) -> Plot:
+    """Whether QCRD's parts did anything: the judge's scores and accuracy, the negatives' margin
+    and how often their term was active, over training."""
+    title = "Judge and negatives diagnostics"
+    panels = diagnostic_panels(groups)
+    keys = ", ".join(f"`{d.key}`" for d in DIAGNOSTICS)
+    if not panels:
+        return Plot(title, None, f"no run logged {keys} (only methods with a judge or negatives do).")
+    fig, axes = _figure(len(panels), "judge and negatives (mean ± std over seeds)")
     many_tasks = len({g.task for g in groups}) > 1
     colors = palette(label(g, groups, with_task=many_tasks) for g in groups)
-    for ax, key in zip(axes, keys):
+    for ax, (diagnostic, members) in zip(axes, panels):
+        for g in members:
+            name = label(g, groups, with_task=many_tasks)
+            _curve_panel(ax, *mean_curve(_histories(store, g, diagnostic.key)), name, colors[name])
+        if diagnostic.unit:
+            ax.set_ylim(-0.05, 1.05)
+        ax.set(title=diagnostic.key, xlabel="step")
+        ax.legend(fontsize=7)
+    shown = {d.key for d, _ in panels}
+    missing = [f"`{d.key}`" for d in DIAGNOSTICS if d.key not in shown]
+    note = ("One panel per metric, a line per setting that logged it (mean over seeds, shaded ± one sample std); "
+            "shares and scores on a fixed 0–1 axis. "
+            + " ".join(f"`{d.key}`: {d.meaning}." for d, _ in panels)
+            + " A judge that scores positives ≈ 1 and negatives ≈ 0 throughout is saturated: its weights in L_cl "
+              "(s_pos, 1 − s_neg) are then ≈ 1 everywhere, as without a judge."
+            + (f" No run logged {', '.join(missing)}." if missing else ""))
+    return Plot(title, _save(fig, folder / "diagnostics.png"), note)
+
+
+def objective(group: Group) -> str:
+    """The group's objective as its runs are tagged (``qcrd.loss``, a formula)."""
+    found = sorted({r.tags.get("qcrd.loss", "") for r in group.runs})
+    return " | ".join(found) if found != [""] else f"`{group.variant}`, no `qcrd.loss` tag"
+
+
+def loss_axis(group: Group, key: str) -> str:
+    """What the group's curve of loss metric ``key`` measures: curves share an axis only where
+    this is the same.  A term in SHARED_TERMS is its symbol as the formula writes it (with any
+    qualifier, e.g. ``L_pred[...]``); anything else, the total included, is the whole formula."""
+    formula = objective(group)
+    return (key in SHARED_TERMS and _term(key, formula)) or formula
+
+
+def _term(key: str, formula: str) -> str | None:
+    """The symbol of loss metric ``key`` (``train/loss_pred``: ``L_pred``) as ``formula`` first
+    writes it, with any qualifier (``L_pred[...]``); None where it does not."""
+    symbol = "L_" + key.removeprefix("train/loss_")
+    found = re.search(rf"(?<!\w){re.escape(symbol)}(?!\w)(\[[^\]]*\])?", formula)
+    return found.group(0) if found else None
+
+
+def loss_panels(groups: list[Group]) -> list[tuple[str, str, list[Group]]]:
+    """(metric, what it measures, the groups that logged it) per panel of the loss plot: one
+    panel per ``train/loss*`` metric and per distinct ``loss_axis``."""
+    keys = sorted({k for g in groups for r in g.runs for k in r.metrics if k.startswith("train/loss")})
+    panels: dict[tuple[str, str], list[Group]] = {}
+    for key in keys:
         for g in groups:
+            if any(key in r.metrics for r in g.runs):
+                panels.setdefault((key, loss_axis(g, key)), []).append(g)
+    return [(key, axis, members) for (key, axis), members in panels.items()]
+
+
+def plot_loss_terms(store: Store, groups: list[Group], folder: Path) -> Plot:
+    title = "Loss terms over training"
+    panels = loss_panels(groups)
+    if not panels:
+        return Plot(title, None, "no run logged `train/loss*` metrics.")
+    fig, axes = _figure(len(panels), "loss terms (mean ± std over seeds)")
+    many_tasks = len({g.task for g in groups}) > 1
+    colors = palette(label(g, groups, with_task=many_tasks) for g in groups)
+    for ax, (key, axis, members) in zip(axes, panels):
+        for g in members:
             histories = _histories(store, g, key)
             name = label(g, groups, with_task=many_tasks)
             if histories:
                 _curve_panel(ax, *mean_curve(histories), name, colors[name])
-        ax.set(title=key, xlabel="step")
+        shared = key in SHARED_TERMS and _term(key, axis) == axis
+        what = f"= {axis}" if key == "train/loss" else f"{axis}, in any objective" if shared else f"a term of {axis}"
+        ax.set_title(f"{key}\n{textwrap.fill(what, 60)}", fontsize=8)
+        ax.set(xlabel="step")
         ax.legend(fontsize=7)
-    return Plot(title, _save(fig, folder / "loss_terms.png"), f"Terms: {', '.join(f'`{k}`' for k in keys)}.")
+    keys = dict.fromkeys(key for key, _, _ in panels)
+    shared = ", ".join(f"`{k}`" for k in SHARED_TERMS)
+    note = ("One panel per metric and objective, so that one axis never holds different objectives: `train/loss` "
+            "(the total) and each term share a panel only among runs with the same `qcrd.loss` formula (the title's "
+            f"second line), except {shared}, which share one wherever the formula writes the term the same way "
+            "(a term with a qualifier, `L_pred[…]`, is another quantity and gets its own). "
+            f"Shaded: ± one sample std over seeds. Metrics: {', '.join(f'`{k}`' for k in keys)}.")
+    return Plot(title, _save(fig, folder / "loss_terms.png"), note)
 
 
 def plot_score_densities(store: Store, groups: list[Group], folder: Path) -> Plot:
@@ -696,42 +859,49 @@ def plot_score_densities(store: Store, groups: list[Group], folder: Path) -> Plo
     if not shown:
         return Plot(title, None, (f"could not read `{SCORED}` of {', '.join(unreadable)}." if unreadable else
                                   f"no run logged `{SCORED}` (only methods with a discriminator and negatives do)."))
-    tasks = list(dict.fromkeys(g.task for g in shown))
-    fig, axes = _figure(len(tasks), "discriminator scores")
-    split = False
-    colors = palette(label(g, groups) for g in shown)
-    for ax, task in zip(axes, tasks):
-        for g in (g for g in shown if g.task == task):
-            color = colors[label(g, groups)]
-            for style, (source, scores) in zip(("-", "-.", ":", (0, (5, 1))) * 3,
-                                               _scores_by_source(scored[id(g)]).items()):
-                split = split or source is not None
-                name = f"{label(g, groups)}: {source or 'negatives'} (n={len(scores)})"
-                ax.hist(scores, bins=20, range=(0, 1), density=True, histtype="step", linewidth=1.4, label=name,
-                        color=color, linestyle=style)
-            positives = [v for r in g.runs for _, v in store.history(r.run_id, "train/score_pos")]
-            if positives:
-                ax.axvline(statistics.mean(positives), linestyle="--", linewidth=1, color=color,
-                           label=f"{label(g, groups)}: positives, mean train/score_pos")
-        ax.set(title=task, xlabel="discriminator score", ylabel="density")
+    from matplotlib.colors import to_rgba
+
+    by_source = {id(g): _scores_by_source(scored[id(g)]) for g in shown}
+    colors = source_colors(s for found in by_source.values() for s in found)
+    fig, axes = _figure(len(shown), "discriminator scores by source")
+    many_tasks = len({g.task for g in groups}) > 1
+    for ax, g in zip(axes, shown):
+        for source, scores in sorted(by_source[id(g)].items(), key=lambda item: list(colors).index(item[0])):
+            ax.hist(scores, bins=20, range=(0, 1), density=True, histtype="stepfilled", linewidth=1.4,
+                    edgecolor=colors[source], facecolor=to_rgba(colors[source], 0.2),
+                    label=f"{source} (n={len(scores)})")
+        positives = [v for r in g.runs for _, v in store.history(r.run_id, "train/score_pos")]
+        if positives:
+            ax.axvline(statistics.mean(positives), linestyle="--", linewidth=1, color=colors[SOURCES[0]],
+                       label="positives: mean of train/score_pos")
+        ax.set(title=label(g, groups, with_task=many_tasks), xlabel="discriminator score", ylabel="density")
         ax.legend(fontsize=7)
-    note = ("Histograms (density) of the `score` column of each run's `" + SCORED + "`, pooled over seeds"
-            + (", split by its source column (teacher positives, teacher negatives, student negatives)." if split
-               else ": the table (from an older run) does not say where a rationale came from, so teacher and "
-                    "student negatives are pooled.")
+    pooled = [label(g, groups, with_task=many_tasks) for g in shown if POOLED in by_source[id(g)]]
+    note = ("Histograms (density) of the `score` column of each run's `" + SCORED + "`, pooled over seeds, one "
+            "panel per setting, one colour per source in every panel (its `source` column: "
+            + ", ".join(SOURCES) + ")."
+            + (f" The tables of {', '.join(f'`{_cell(p)}`' for p in pooled)} (older runs) do not say where a "
+               f"rationale came from: their teacher and student negatives are pooled as '{POOLED}'." if pooled else "")
             + " The dashed line is the mean of `train/score_pos` (batch means of the positives' scores) over "
               "training." + missing)
     return Plot(title, _save(fig, folder / "score_densities.png"), note)
 
 
-def _scores_by_source(tables: list[dict[str, list]]) -> dict[str | None, list[float]]:
-    result: dict[str | None, list[float]] = defaultdict(list)
+def source_colors(found) -> dict[str, str]:
+    """One colour per source of a scored rationale, the same in every panel: the known
+    sources first, in SOURCES order, whether or not a panel has them."""
+    return palette([*SOURCES, POOLED, *sorted(set(found) - {*SOURCES, POOLED})])
+
+
+def _scores_by_source(tables: list[dict[str, list]]) -> dict[str, list[float]]:
+    """Scores by source (POOLED for a table without a source column); other columns are ignored."""
+    result: dict[str, list[float]] = defaultdict(list)
     for table in tables:
         column = next((c for c in SOURCE_COLUMNS if c in table), None)
         sources = table[column] if column else [None] * len(table["score"])
         for source, score in zip(sources, table["score"]):
             if isinstance(score, (int, float)):
-                result[None if source is None else str(source)].append(float(score))
+                result[POOLED if source is None else str(source)].append(float(score))
     return dict(result)
 
 
