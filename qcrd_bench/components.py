@@ -112,9 +112,18 @@ class Component:
 
 
 class Task(Component):
-    """A dataset, its model input text and its answer scoring."""
+    """A dataset, its model input text and its answer scoring.
+
+    A task whose rationales come from a teacher of its own (a generated task) names it in
+    ``default_teacher``: it replaces the published teacher a method names (never ``none``),
+    after the method's defaults and before the preset.  ``default_preset`` is the preset a
+    run of the task gets when none is given.  A task that can check a rationale against
+    its question (``check_rationale``, a label such as ``valid``) gets ground-truth
+    diagnostics in every run."""
 
     prompt: ClassVar[PromptTemplate | None] = None  # how prompted teachers ask (None: not supported)
+    default_teacher: ClassVar[str | None] = None
+    default_preset: ClassVar[str | None] = None
 
     def prompt_input(self, example: Example, params: dict[str, Any]) -> str:
         """The question as a prompted teacher sees it (default: the model input)."""
@@ -145,6 +154,15 @@ class Task(Component):
         """An answer (as ``extract_answer`` returns it) written as a training target that
         ``parse_answer`` reads back: how a teacher's answer becomes a label."""
         return str(answer)
+
+    def rationale_answer(self, text: str) -> Any:
+        """The answer a rationale reaches (default: the flexible reading of it, e.g. its
+        last number); ``test/rationale_answer_accuracy`` compares it with gold."""
+        return self.parse_answer_flexible(text)
+
+    # A task with a checker also defines
+    #   check_rationale(example, text, params) -> str   one of its labels, "valid" when right
+    # (see plugins/qcrd_plugins/tasks/synth_check.py); ``params`` are the task's parameters.
 
 
 class Teacher(Component):

@@ -96,6 +96,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "max_input_length": 128, "max_target_length": 64},
         "eval": {"batch_size": 64, "max_new_tokens": 32},
     },
+    # The controlled testbed (task synth-arith, its default preset): a T5 built from a config
+    # with a word-level tokenizer, trained from scratch in minutes on a CPU.
+    "synth": {
+        "student": {"name": "t5-mini", "tokenizer": "word"},
+        "discriminator": {"pretrain_steps": 100},
+        "train": {"steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_every": 250,
+                  "log_every": 25, "iteration_steps": 100, "checkpoint_every": 250, "max_input_length": 128,
+                  "max_target_length": 64},
+        "eval": {"batch_size": 256, "max_new_tokens": 8},
+    },
     # The paper's setting (DSS hyperparameters): needs a GPU and the Hugging Face hub.
     "paper": {
         "student": {"name": "google/t5-v1_1-base"},
@@ -225,20 +235,24 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
     ``{dotted key: value}`` maps; the CLI layer includes options like --seed.
     ``file_name`` (the --config file) is named in errors about keys from it."""
     recipe = catalog.methods.get(method)
-    catalog.tasks.get(task)
-    preset = preset or DEFAULT_PRESET
+    task_component = catalog.tasks.get(task)
+    preset = preset or task_component.default_preset or DEFAULT_PRESET
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; {did_you_mean(preset, PRESETS)}")
 
     base_choice = {"method": method, "preset": preset, "task.name": task,
                    **{f"{slot}.name": name for slot, name in recipe.slots().items()}}
+    task_layer = {}
+    if task_component.default_teacher and recipe.teacher != "none":
+        task_layer["teacher.name"] = task_component.default_teacher
     layers = [
         ("method " + method, dict(recipe.defaults)),
+        ("task " + task, task_layer),
         ("preset " + preset, flatten(PRESETS[preset])),
         ("--config" + (f" {file_name}" if file_name else ""), dict(file_layer or {})),
         ("command line", dict(cli_layer or {})),
     ]
-    for where, layer in layers[2:]:
+    for where, layer in layers[3:]:
         for key in ("method", "preset", "task.name"):
             if key in layer:
                 option = {"task.name": "--task"}.get(key, f"--{key}")

@@ -60,7 +60,7 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
     if config["limit"]:
         data = TaskData(*(split[: config["limit"]] for split in (data.train, data.val, data.test)),
                         files=data.files, notes=data.notes, params=data.params)
-    teacher_out = components["teacher"].rationales(task, data, config["teacher"])
+    teacher_out = components["teacher"].rationales(task, data, teacher_params(config))
     positives, negatives = {}, {}
     flt = components["positive_filter"]
     for example in data.train:
@@ -84,6 +84,13 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
                     teacher_prompt=None if prompt is None else {"system": prompt.system, "user": prompt.user,
                                                                 "sha256": prompt.sha256()},
                     targets=targets)
+
+
+def teacher_params(config: dict) -> dict[str, Any]:
+    """The teacher's parameters, with a ``seed`` of -1 replaced by the run's seed (so the
+    seeds of a sweep draw different samples while sharing one config hash)."""
+    params = config["teacher"]
+    return {**params, "seed": config["seed"]} if params.get("seed") == -1 else params
 
 
 def label_targets(loss: Loss, task: Task, train: list[Example],

@@ -1,0 +1,165 @@
+"""The step checker of ``synth-arith``: a pure function that reads any rationale (a teacher's
+or a student's) against its generated problem and gives it one label.
+
+A rationale is read sentence by sentence.  A sentence ``<description>: a op k = b`` is a
+step; a sentence saying a person starts with (or has) n is a count claim; anything else is
+noise.  A step that names only people other than the one asked about is about a distractor
+event.  Walking the asked person's count through the steps, the checker notes what goes
+wrong and where; the label is:
+
+- ``valid``: every step is right and faithful to the problem, one per event of the asked
+  person, in order, from the right start, and nothing else is said;
+- ``irrelevant-step``: as valid, plus a true statement that is not part of the chain (a
+  person's start, or a distractor event worked out correctly for its own person);
+- ``unfaithful-right-answer``: the final count is right, but some number in the text is
+  wrong (a result the next step does not use, a wrong start, a false statement);
+- and, when the final count is wrong, by the first error along the chain:
+  ``uses-distractor`` (a step takes a distractor event's number, or applies a distractor
+  event to the asked person's count), ``wrong-operation`` (a step adds where it should
+  subtract or multiply, takes a wrong amount, or an event is missing or applied twice),
+  ``arithmetic-error`` (a op k != b, or a number carried wrongly);
+- ``unparseable``: no step and no count claim about the asked person.
+
+Model output is data: numbers are read with regular expressions, never evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .synth_arith import Event, Problem, apply_op, event_op
+
+LABELS = ("valid", "irrelevant-step", "unfaithful-right-answer", "uses-distractor", "wrong-operation",
+          "arithmetic-error", "unparseable")
+
+_STEP = re.compile(r"^(?P<desc>[^:=]*?)\s*:\s*(?P<a>-?\d+)\s*(?P<op>[-+*x×])\s*(?P<k>-?\d+)\s*=\s*(?P<b>-?\d+)$")
+_CLAIM = re.compile(r"\b(?:starts? with|has|begins? with|owns)\b")
+_NUMBER = re.compile(r"-?\d+")
+_RESULT = re.compile(r"=\s*(-?\d+)")
+_MAX_CHARS = 4000  # a rationale longer than this is not read (model output is bounded data)
+
+# What an error along the chain is called when the final count is wrong.
+_WRONG_FINAL = {"distractor": "uses-distractor", "operation": "wrong-operation", "arithmetic": "arithmetic-error",
+                "carry": "arithmetic-error"}
+
+
+def final_value(text: str) -> int | None:
+    """The last result a rationale writes (the number after its last '='), or None."""
+    if not isinstance(text, str) or len(text) > _MAX_CHARS:
+        return None
+    results = _RESULT.findall(text)
+    return int(results[-1]) if results else None
+
+
+def sentences(text: str) -> list[str]:
+    return [part.strip() for part in text.split(".") if part.strip()]
+
+
+def check(problem: Problem, text: str) -> str:
+    """The label (one of ``LABELS``) of ``text`` as a rationale for ``problem``."""
+    if not isinstance(text, str) or len(text) > _MAX_CHARS:
+        return "unparseable"
+    walk = _Walk(problem)
+    for sentence in sentences(text):
+        walk.read(sentence)
+    return walk.label()
+
+
+class _Walk:
+    """The asked person's count as a rationale states it, and what went wrong along the way."""
+
+    def __init__(self, problem: Problem):
+        self.problem, self.asked = problem, problem.asked
+        self.relevant = problem.relevant()
+        self.distractors = problem.distractors()
+        history = problem.counts()
+        self.before = {id(e): counts for e, counts in zip(problem.events, history)}  # counts before each event
+        self.truth = [history[0][self.asked]] + [self.before[id(e)][self.asked] for e in self.relevant[1:]]
+        # Numbers that belong to other people: their starts and the distractors' amounts.
+        self.foreign = {n for p, n in problem.start.items() if p != self.asked} | {e.amount for e in self.distractors}
+        self.value: int | None = None
+        self.index = 0  # the next event of the asked person a step should work out
+        self.issues: list[str] = []  # in the order met
+        self.read_any = False
+
+    def read(self, sentence: str) -> None:
+        names = [p for p in self.problem.people if re.search(rf"\b{p}\b", sentence)]
+        step = _STEP.match(sentence)
+        if step:
+            numbers = [int(step.group(g)) for g in ("a", "k", "b")]
+            op = "*" if step.group("op") in "x×" else step.group("op")
+            if names and self.asked not in names:
+                self._other_step(names, *numbers, op)
+            else:
+                self._own_step(*numbers, op)
+            return
+        numbers = _NUMBER.findall(sentence)
+        if len(names) == 1 and len(numbers) == 1 and _CLAIM.search(sentence):
+            self._claim(names[0], int(numbers[0]))
+        else:
+            self.issues.append("noise")
+
+    def _claim(self, who: str, n: int) -> None:
+        if who != self.asked:
+            self.issues.append("irrelevant" if self.problem.start[who] == n else "false")
+            return
+        if self.value is None and self.index == 0:
+            self.read_any = True
+            self.value = n
+            if n != self.truth[0]:
+                self.issues.append("distractor" if n in self.foreign else "false")
+        else:
+            self.issues.append("false" if n != self.value else "irrelevant")  # a restatement
+
+    def _own_step(self, a: int, k: int, b: int, op: str) -> None:
+        self.read_any = True
+        if self.index >= len(self.relevant):
+            self.issues.append("operation")  # an event applied twice, or one the problem lacks
+            self.value = b
+            return
+        event = self.relevant[self.index]
+        if self.value is None:  # no start claim: the chain starts at this step
+            self.value = self.truth[0] if self.index == 0 else a
+        if a != self.value:
+            self.issues.append("carry")
+        if k != event.amount:
+            self.issues.append("distractor" if k in self.foreign else "operation")
+        if op != event_op(event, self.asked):
+            self.issues.append("operation")
+        if b != apply_op(a, op, k):
+            self.issues.append("arithmetic")
+        self.value = b
+        self.index += 1
+
+    def _other_step(self, names: list[str], a: int, k: int, b: int, op: str) -> None:
+        """A step about someone else: true for its own person (irrelevant), or a distractor
+        event worked into the asked person's count."""
+        if any(e.person in names and e.amount == k and self._true_for_its_person(e, a, k, b, op)
+               for e in self.distractors):
+            self.issues.append("irrelevant")
+            return
+        if self.value is not None and a == self.value:
+            self.read_any = True
+            self.issues.append("distractor")
+            self.value = b
+            return
+        self.issues.append("false")
+
+    def _true_for_its_person(self, event: Event, a: int, k: int, b: int, op: str) -> bool:
+        person = event.person
+        return (a == self.before[id(event)][person] and op == event_op(event, person)
+                and b == apply_op(a, op, k))
+
+    def label(self) -> str:
+        if not self.read_any or self.value is None:
+            return "unparseable"
+        issues = self.issues + (["operation"] if self.index < len(self.relevant) else [])
+        if self.value == self.problem.answer:
+            errors = [i for i in issues if i != "irrelevant"]
+            if not errors:
+                return "irrelevant-step" if "irrelevant" in issues else "valid"
+            return "unfaithful-right-answer"
+        for issue in issues:
+            if issue in _WRONG_FINAL:
+                return _WRONG_FINAL[issue]
+        return "arithmetic-error" if "false" in issues else "wrong-operation"
