@@ -263,7 +263,7 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
         seed_list = _int_list("--seeds", seeds) if seeds else None
         common = dict(parse_set(item) for item in sets)
         if suite:
-            grid = load_suite(suite)
+            grid = load_suite(suite, catalog)
             grid.seeds = seed_list or grid.seeds
             grid.sets.update(common)
             grid.preset = preset or grid.preset

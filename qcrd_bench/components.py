@@ -250,6 +250,11 @@ class Loss(Component):
         """How many tokens evaluation decodes from the label-side input."""
         return cfg["eval"]["max_new_tokens"]
 
+    def rationale_text(self, output: str) -> str | None:
+        """The rationale in a decoded label-side output, for a loss that trains none on the
+        ``explain:`` side (default: None, no rationale)."""
+        return None
+
     def __call__(self, inputs: "LossInputs", params: dict[str, Any]) -> "LossOutput":
         raise NotImplementedError
 

@@ -62,6 +62,10 @@ CORE = {
         "max_new_tokens": 64,
         "val_limit": 0,  # >0: validate on the first N validation examples only
         "samples_logged": 20,  # predictions/rationales shown in the run's sample table
+        # The student's own rationales are decoded for the first N test questions (0: all) to
+        # measure what they reach (test/rationale_answer_accuracy, and test/rationale_valid on
+        # tasks with a checker).
+        "rationale_limit": 1000,
     },
     "output": {
         "save_model": False,  # log the best-validation student as an artifact
@@ -121,7 +125,7 @@ POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.grad_accum", "
             "eval.batch_size", "eval.max_new_tokens")
 NON_NEGATIVE = ("seed", "limit", "train.weight_decay", "train.warmup_steps", "train.max_grad_norm",
                 "train.iteration_steps", "train.group_by_length", "train.checkpoint_every",
-                "eval.val_limit", "eval.samples_logged")
+                "eval.val_limit", "eval.samples_logged", "eval.rationale_limit")
 CHOICES = {"train.mixed_precision": ("no", "bf16", "fp16")}
 
 

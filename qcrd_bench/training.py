@@ -92,15 +92,19 @@ class Judge:
     lr_decay: float = 1.0  # the judge's learning rate is scaled by lr_decay^iteration (α3's decay)
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     teacher_negatives: dict[str, set[str]] = field(default_factory=dict)  # to label a negative's source
+    # The task's checker, for ground-truth diagnostics only (qcrd_bench.truth): its labels are
+    # logged, never given to the loss.
+    truth: Callable[[Example, str], str] | None = None
+    judged: list[tuple[float, bool]] = field(default_factory=list)  # (score, valid) in this iteration
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the judge: sessions that hold state (weights, an
         optimizer, a snapshot ring) expose ``state_dict``; stateless ones need not."""
-        return {"sample_rows": self.sample_rows,
+        return {"sample_rows": self.sample_rows, "judged": self.judged,
                 **{name: session.state_dict() for name, session in self._sessions() if hasattr(session, "state_dict")}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sample_rows = state["sample_rows"]
+        self.sample_rows, self.judged = state["sample_rows"], state.get("judged", [])
         for name, session in self._sessions():
             if name in state:
                 session.load_state_dict(state[name])
@@ -112,6 +116,15 @@ class Judge:
     def lr_scale(self, step: int) -> float:
         """The judge's learning-rate factor at optimizer ``step``: lr_decay^t in iteration t."""
         return self.lr_decay ** ((step - 1) // self.iteration_steps)
+
+    def iteration_metrics(self) -> dict[str, float]:
+        """``train/judge_auroc`` over the rationales the judge scored in the iteration just
+        ended (with a checker), then a fresh start for the next one."""
+        from .truth import auroc
+
+        value = auroc([score for score, _ in self.judged], [valid for _, valid in self.judged])
+        self.judged = []
+        return {} if value is None else {"train/judge_auroc": value}
 
 
 @dataclass
@@ -309,6 +322,11 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                                          loss, log, step, result))
             window_start += time.perf_counter() - eval_start  # throughput counts training only
 
+        if judge.truth is not None and (step % judge.iteration_steps == 0 or step == tc["steps"]):
+            judged = judge.iteration_metrics()
+            if judged and ranks.is_main:
+                log(judged, step)
+
         if checkpoints is not None and checkpoints.due(step, tc["steps"]):
             own = ranks.gather({"rng": rng_state(), "selection_rng": step_fn.generator.get_state(),
                                 "judge": local_part(judge.state_dict())}) if ranks.world > 1 else None
@@ -437,6 +455,7 @@ class StepLoss:
         flat_pos = [t for g in pos_texts for t in g]
         flat_neg = [t for g in neg_texts for t in g]
         terms = {"n_neg": torch.tensor(float(len(flat_neg)) / len(items))} if self.loss.uses_negatives else {}
+        truth = self._truth(items, pos_owner, flat_pos, neg_owner, flat_neg, terms)
         if discriminator is None or not self.loss.uses_negatives:
             # No judge: every rationale weighs 1 in both terms, s_pos = 1 and (1 − s_neg) = 1.
             return (torch.ones(len(flat_pos), device=self.device), torch.zeros(len(flat_neg), device=self.device),
@@ -454,22 +473,43 @@ class StepLoss:
             terms["disc_acc"] = correct.mean() if correct.numel() else torch.tensor(0.0)
         terms["score_pos"] = pos_scores.detach().mean() if pos_scores.numel() else torch.tensor(0.0)
         terms["score_neg"] = neg_scores.detach().mean() if neg_scores.numel() else torch.tensor(0.0)
+        if truth is not None:
+            self.judge.judged += zip(scores.tolist(), (label == "valid" for label in truth))
         if (step - 1) % self.judge.iteration_steps == 0 and len(self.judge.sample_rows) < 300:
             self._sample_rows(items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
-                              neg_scores)
+                              neg_scores, truth)
         return pos_scores, neg_scores, disc_loss, terms
 
-    def _sample_rows(self, items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
-                     neg_scores) -> None:
-        """Scored rationales at the start of an iteration, labelled by source (teacher positive,
-        teacher negative, student negative): the paper's Fig. 6 densities."""
-        def rows(owner, texts, scores, source_of):
-            for b, text, score in list(zip(owner.tolist(), texts, scores.tolist()))[:10]:
-                self.judge.sample_rows.append({"step": step, "iteration": iteration, "id": items[b].example.id,
-                                               "input": inputs[b], "rationale": text, "score": score,
-                                               "source": source_of(items[b].example.id, text)})
+    def _student_negative(self, example_id: str, text: str) -> bool:
+        return text not in self.judge.teacher_negatives.get(example_id, ())
 
-        teacher = self.judge.teacher_negatives
+    def _truth(self, items, pos_owner, flat_pos, neg_owner, flat_neg, terms) -> list[str] | None:
+        """The checker's label of every positive then negative of the batch (None without a
+        checker), and the share of the batch's student negatives that are not valid."""
+        check = self.judge.truth
+        if check is None or (self.judge.discriminator is None and not flat_neg):
+            return None  # nothing to label: no judge to measure, no negatives
+        owners = pos_owner.tolist() + neg_owner.tolist()
+        labels = [check(items[b].example, text) for b, text in zip(owners, flat_pos + flat_neg)]
+        student = [label for b, text, label in zip(neg_owner.tolist(), flat_neg, labels[len(flat_pos):])
+                   if self._student_negative(items[b].example.id, text)]
+        if student:
+            terms["neg_student_invalid_frac"] = torch.tensor(sum(label != "valid" for label in student) / len(student))
+        return labels
+
+    def _sample_rows(self, items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
+                     neg_scores, truth: list[str] | None) -> None:
+        """Scored rationales at the start of an iteration, labelled by source (teacher positive,
+        teacher negative, student negative) and, with a checker, by truth: the paper's Fig. 6."""
+        labels = iter(truth or [])
+
+        def rows(owner, texts, scores, source_of):
+            own = [next(labels, None) for _ in texts]  # consumed in full, positives then negatives
+            for b, text, score, label in list(zip(owner.tolist(), texts, scores.tolist(), own))[:10]:
+                row = {"step": step, "iteration": iteration, "id": items[b].example.id, "input": inputs[b],
+                       "rationale": text, "score": score, "source": source_of(items[b].example.id, text)}
+                self.judge.sample_rows.append(row if truth is None else {**row, "truth": label})
+
         rows(pos_owner, flat_pos, pos_scores, lambda _, __: "teacher positive")
-        rows(neg_owner, flat_neg, neg_scores, lambda example_id, text: "teacher negative"
-             if text in teacher.get(example_id, ()) else "student negative")
+        rows(neg_owner, flat_neg, neg_scores, lambda example_id, text: "student negative"
+             if self._student_negative(example_id, text) else "teacher negative")

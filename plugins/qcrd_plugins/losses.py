@@ -67,6 +67,11 @@ class CotCE(LabelCE):
     def max_new_tokens(self, cfg: dict) -> int:
         return cfg["train"]["max_target_length"]  # the rationale comes first and needs room
 
+    def rationale_text(self, output: str) -> str:
+        """What comes before the last "So the answer is" (all of it without the marker)."""
+        marks = list(_COT_MARKER_RE.finditer(output))
+        return output[:marks[-1].start()].strip() if marks else output
+
     def describe(self, params: dict[str, Any]) -> str:
         return "L_pred[r ⊕ y]"
 
