@@ -60,6 +60,13 @@ DIAGNOSTICS = (
     Diagnostic("train/disc_acc", "the judge's accuracy at 0.5 (positives above, negatives at or below)", unit=True),
     Diagnostic("train/margin", "mean CE of the chosen negative minus that of the chosen positive (token-mean "
                "nats; all of them under Mean and W-mean)"),
+    # Against ground truth: logged only on a task with a rationale checker (synth-arith).
+    Diagnostic("train/judge_auroc", "AUROC of the judge's scores of the rationales the checker labels `valid` "
+               "against those it does not, over each iteration's batches (0.5: chance; 1: every valid one above "
+               "every other)", unit=True),
+    Diagnostic("train/neg_student_invalid_frac", "share of the batch's self-play (student) negatives that the "
+               "checker labels not `valid`: a valid negative pushes the student away from a right rationale",
+               unit=True),
 )
 # Loss terms that measure the same quantity in every objective that writes them the same
 # way (`L_pred`: the label's cross-entropy from `predict: x`), so their curves may share an
@@ -752,7 +759,8 @@ def plot_diagnostics(store: Store, groups: list[Group], folder: Path) -> Plot:
     panels = diagnostic_panels(groups)
     keys = ", ".join(f"`{d.key}`" for d in DIAGNOSTICS)
     if not panels:
-        return Plot(title, None, f"no run logged {keys} (only methods with a judge or negatives do).")
+        return Plot(title, None, f"no run logged {keys} (only methods with a judge or negatives do; the "
+                                  "ground-truth ones only on a task with a rationale checker).")
     fig, axes = _figure(len(panels), "judge and negatives (mean ± std over seeds)")
     many_tasks = len({g.task for g in groups}) > 1
     colors = palette(label(g, groups, with_task=many_tasks) for g in groups)

@@ -290,8 +290,9 @@ def test_baselines_report(store, tmp_path):
     # No judge and no negatives: no diagnostics figure, and the report says why.
     assert not (out / "diagnostics.png").exists() and "](diagnostics.png)" not in readme
     assert ("- Judge and negatives diagnostics: no run logged `train/neg_active_frac`, `train/score_pos`, "
-            "`train/score_neg`, `train/disc_acc`, `train/margin` (only methods with a judge or negatives "
-            "do).") in readme
+            "`train/score_neg`, `train/disc_acc`, `train/margin`, `train/judge_auroc`, "
+            "`train/neg_student_invalid_frac` (only methods with a judge or negatives do; the ground-truth ones "
+            "only on a task with a rationale checker).") in readme
     # Three objectives: the loss plot is drawn, split by objective, and says so.
     assert (out / "loss_terms.png").stat().st_size > 1000
     assert "One panel per metric and objective, so that one axis never holds different objectives" in readme
@@ -321,7 +322,7 @@ def test_diagnostics_figure(monkeypatch, tmp_path):
     runs = {v: StoredRun(v, "0", v, "FINISHED", 0, {"qcrd.seed": "0"}, {}, {k: 0.5 for k in keys})
             for v, keys in logged.items()}
     groups = [Group(v, "svamp", v, [runs[v]]) for v in logged]
-    monkeypatch.setattr(report, "DIAGNOSTICS", report.DIAGNOSTICS + (Diagnostic("train/judge_auroc", "AUROC"),))
+    monkeypatch.setattr(report, "DIAGNOSTICS", report.DIAGNOSTICS + (Diagnostic("train/new_metric", "a new one"),))
 
     panels = {d.key: [g.variant for g in members] for d, members in diagnostic_panels(groups)}
     both = ["qcrd", "qcrd-no-qj"]
@@ -329,12 +330,13 @@ def test_diagnostics_figure(monkeypatch, tmp_path):
                       "train/disc_acc": ["qcrd"], "train/margin": both}
     plot = plot_diagnostics(History(), groups, tmp_path)
     assert plot.file == "diagnostics.png" and (tmp_path / plot.file).stat().st_size > 1000
-    assert "No run logged `train/judge_auroc`." in plot.note and "`train/disc_acc`: the judge's accuracy" in plot.note
+    assert ("No run logged `train/judge_auroc`, `train/neg_student_invalid_frac`, `train/new_metric`."
+            in plot.note) and "`train/disc_acc`: the judge's accuracy" in plot.note
 
-    runs["dss"].metrics["train/judge_auroc"] = 0.9  # now one run logged it
-    assert [d.key for d, _ in diagnostic_panels(groups)][-1] == "train/judge_auroc"
+    runs["dss"].metrics["train/new_metric"] = 0.9  # now one run logged it
+    assert [d.key for d, _ in diagnostic_panels(groups)][-1] == "train/new_metric"
     note = plot_diagnostics(History(), groups, tmp_path).note
-    assert "No run logged" not in note and "`train/judge_auroc`: AUROC." in note
+    assert "`train/new_metric`: a new one." in note and "`train/new_metric`" not in note.split("No run logged")[1]
 
 
 def test_score_colours_follow_the_source():
