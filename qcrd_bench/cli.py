@@ -422,8 +422,9 @@ def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri
 def report(experiment, run_id, suite, out, baseline, include_smoke, tracking_uri):
     """Compare methods from the tracking store: a results table (mean ± std over seeds,
     with the paper's numbers beside ours), paired differences against a baseline with
-    95% intervals, and plots.  Writes README.md, results.csv, differences.csv and PNGs to
-    reports/<name>/ and, for a parent run, logs them to it under report/.
+    95% intervals, and plots.  Writes README.md, results.csv, differences.csv (and, where runs
+    logged ground truth from a rationale checker, components.csv) and PNGs to reports/<name>/
+    and, for a parent run, logs them to it under report/.
 
     \b
     Examples:

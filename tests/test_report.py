@@ -22,10 +22,58 @@ LOSS = {"finetune": "L_pred", "cot": "L_pred[r ⊕ y]", "dss": "0.5·L_pred + 0.
         "qcrd": "0.5·L_pred + 0.5·L_cl[minmax, β=0.2, δ=3] + 0.5·0.9^t·L_D"}
 COVERAGE = {"cot": 1.0, "dss": 1.0, "qcrd": 507 / 720}
 
+# The synth-noise sweep: methods × teachers on synth-arith, and finetune (no teacher), seeds 0 and 1.
+# test/accuracy by (method, teacher): qcrd beats dss with the clean teacher (Δ +2.0, +2.1), trails
+# it with the dynamic one (−1.0, −1.1), and the two cannot be told apart with static+irrelevant (+1, −1).
+TEACHERS = ("clean", "dynamic", "static+irrelevant")
+SYNTH = {("dss", "clean"): (0.60, 0.62), ("qcrd", "clean"): (0.62, 0.641),
+         ("dss", "dynamic"): (0.55, 0.57), ("qcrd", "dynamic"): (0.54, 0.559),
+         ("dss", "static+irrelevant"): (0.50, 0.52), ("qcrd", "static+irrelevant"): (0.51, 0.51),
+         ("finetune", None): (0.58, 0.60)}
+VALID = {"clean": 0.96, "dynamic": 0.71, "static+irrelevant": 0.52}  # teacher/valid_frac at seed 0
 
-def _tags(variant: str, seed: int, parent: str, **extra) -> dict[str, str]:
+
+def synth_label(method: str, teacher: str | None) -> str:
+    return f"{method}[teacher={teacher}]" if teacher else method
+
+
+def rationale_answer(method: str, teacher: str, seed: int) -> float:
+    """test/rationale_answer_accuracy: above test/accuracy, by more for qcrd."""
+    return SYNTH[(method, teacher)][seed] + (0.08 if method == "qcrd" else 0.05)
+
+
+def _truth(method: str, teacher: str | None, seed: int) -> tuple:
+    """The ground-truth metrics a run on a task with a checker logs, as (key, step, value)."""
+    if teacher is None:  # finetune: no rationales, nothing to check
+        return ()
+    valid = VALID[teacher] + 0.01 * seed
+    rows = [("teacher/valid_frac", 0, valid), ("teacher/label/valid", 0, valid),
+            ("teacher/label/uses-distractor", 0, 1 - valid),
+            ("test/rationale_valid", 300, valid - 0.1), ("test/rationale_label/valid", 300, valid - 0.1),
+            ("test/rationale_answer_accuracy", 300, rationale_answer(method, teacher, seed))]
+    if method == "qcrd":
+        rows += [("filter/precision", 0, valid + 0.02), ("filter/recall", 0, 0.9 - 0.02 * seed),
+                 ("negatives/teacher_invalid_frac", 0, 1 - valid / 2),
+                 ("train/judge_auroc", 150, 0.6 + 0.02 * seed), ("train/judge_auroc", 300, 0.8 + 0.03 * seed)]
+        rows += [("train/neg_student_invalid_frac", step, 0.4 + step / 1000 + 0.1 * seed) for step in (100, 200, 300)]
+    return tuple(rows)
+
+
+def _truth_scored(teacher: str, seed: int) -> dict[str, list]:
+    """A scored table with the checker's label of each rationale: 20 scores spread over [0, 1],
+    valid more often the higher the score, and the more often the cleaner the teacher."""
+    scores = [(i + 0.5) / 20 for i in range(20)]
+    power = {"clean": 0.5, "dynamic": 1.0}.get(teacher, 2.0)
+    truth = ["valid" if ((7 * i + seed) % 20) / 20 < score ** power else "uses-distractor"
+             for i, score in enumerate(scores)]
+    return {"step": [1] * 20, "iteration": [0] * 20, "id": [f"q{i}" for i in range(20)],
+            "rationale": [f"r{i}" for i in range(20)], "score": scores,
+            "source": ["teacher positive" if t == "valid" else "student negative" for t in truth], "truth": truth}
+
+
+def _tags(variant: str, seed: int, parent: str, task: str = "svamp", **extra) -> dict[str, str]:
     base = variant.split("[")[0]
-    return {"mlflow.parentRunId": parent, "qcrd.method": base, "qcrd.variant": variant, "qcrd.task": "svamp",
+    return {"mlflow.parentRunId": parent, "qcrd.method": base, "qcrd.variant": variant, "qcrd.task": task,
             "qcrd.seed": str(seed), "qcrd.preset": "paper", "qcrd.config_hash": HASH.get(variant, variant),
             "qcrd.smoke": "false", "qcrd.teacher": {"qcrd": "mcc-kd", "finetune": "none"}.get(base, "dss-palm"),
             "qcrd.loss": LOSS[base], "qcrd.rationales_sha256": "abc", **extra}
@@ -33,8 +81,8 @@ def _tags(variant: str, seed: int, parent: str, **extra) -> dict[str, str]:
 
 def _scored(sources: bool) -> dict[str, list]:
     """A run's negatives/scored_samples.json: 8 positives, 4 teacher and 8 student negatives,
-    with a source column and a column the report does not know (``truth``), or, as an older
-    run logged it, negatives only and no source."""
+    with a source and a truth column (the checker's label), or, as an older run logged it,
+    negatives only and no source or truth."""
     scores = {"teacher positive": [0.97, 0.92, 0.9, 0.88, 0.85, 0.8, 0.7, 0.55],
               "teacher negative": [0.6, 0.45, 0.3, 0.2],
               "student negative": [0.3, 0.2, 0.1, 0.08, 0.05, 0.04, 0.02, 0.01]}
@@ -50,13 +98,14 @@ def _scored(sources: bool) -> dict[str, list]:
 
 
 def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: int, fraction: float = 1.0,
-           sources: bool = True) -> str:
+           sources: bool = True, extra: tuple = (), scored: dict | None = None) -> str:
     """A finished training run with summary metrics, per-step curves of its loss terms and,
-    for qcrd, the judge's diagnostics and scored rationales (by source unless ``sources`` is False)."""
+    for qcrd, the judge's diagnostics and scored rationales (``scored``, else by source unless
+    ``sources`` is False); ``extra``: more (key, step, value) metrics."""
     from mlflow.entities import Metric, Param
 
     run = client.create_run(experiment, start_time=start, tags=tags,
-                            run_name=f"{tags['qcrd.variant']}-svamp-s{tags['qcrd.seed']}")
+                            run_name=f"{tags['qcrd.variant']}-{tags['qcrd.task']}-s{tags['qcrd.seed']}")
     run_id = run.info.run_id
     qcrd = tags["qcrd.method"] == "qcrd"
     seed = int(tags["qcrd.seed"])
@@ -77,18 +126,21 @@ def _child(client, mlflow, experiment: str, tags: dict, accuracy: float, start: 
                      "train/score_neg": 0.3, "train/disc_acc": 0.7 + step / 1000,
                      "train/neg_active_frac": 0.6 - step / 600, "train/margin": 1.0 + step / 300}
             metrics += [Metric(key, value, start, step) for key, value in judge.items()]
+    metrics += [Metric(key, value, start, step) for key, step, value in extra]
     client.log_batch(run_id, metrics=metrics, params=[Param("task.train_fraction", str(fraction)),
                                                       Param("seed", str(seed))])
     if qcrd:
         # Through the client: the fluent API would carry the active experiment of an earlier test.
-        client.log_table(run_id, _scored(sources), artifact_file="negatives/scored_samples.json")
+        client.log_table(run_id, scored or _scored(sources), artifact_file="negatives/scored_samples.json")
     client.set_terminated(run_id, "FINISHED", end_time=start + 1000)
     return run_id
 
 
-def _parent(client, experiment: str, suite: str, baseline: str) -> str:
+def _parent(client, experiment: str, suite: str, baseline: str, variants: str = "") -> str:
     run = client.create_run(experiment, start_time=1_000, run_name=f"ablate-{suite}",
                             tags={"qcrd.kind": "ablate", "qcrd.suite": suite, "qcrd.baseline": baseline})
+    if variants:
+        client.log_param(run.info.run_id, "variants", variants)
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
 
@@ -97,7 +149,8 @@ def _parent(client, experiment: str, suite: str, baseline: str) -> str:
 def store(tmp_path_factory):
     """One store for the module: a 2 variants × 2 seeds sweep (plus a stale duplicate, a
     smoke run and a teach run), a data-size sweep, a sweep of finetune, cot and dss (no
-    judge, three objectives), and an empty experiment."""
+    judge, three objectives), an empty experiment, and a synth-noise sweep (dss and qcrd
+    crossed with three teachers, and finetune) with ground-truth metrics."""
     import mlflow
 
     folder = tmp_path_factory.mktemp("store")
@@ -133,10 +186,21 @@ def store(tmp_path_factory):
                 _child(client, mlflow, objectives, _tags(variant, seed, objectives_parent), 0.5 + 0.01 * i,
                        start=40_000 + 2 * i + seed)
         client.create_experiment("empty")
+
+        synth = client.create_experiment("qcrd-bench/suite/synth-noise")
+        cells = [("finetune", None), *((m, t) for m in ("dss", "qcrd") for t in TEACHERS)]
+        synth_parent = _parent(client, synth, "synth-noise", "dss", ",".join(synth_label(*c) for c in cells))
+        for i, (method, teacher) in enumerate(cells):
+            for seed in (0, 1):
+                tags = _tags(synth_label(method, teacher), seed, synth_parent, task="synth-arith",
+                             **{"qcrd.teacher": "synthetic" if teacher else "none"})
+                _child(client, mlflow, synth, tags, SYNTH[(method, teacher)][seed], start=50_000 + 2 * i + seed,
+                       extra=_truth(method, teacher, seed), scored=_truth_scored(teacher, seed))
     finally:
         mlflow.set_tracking_uri(previous)
     return {"uri": uri, "client": client, "parent": parent, "kept": kept, "smoke": smoke,
-            "teach": teach.info.run_id, "sizes_parent": sizes_parent, "objectives_parent": objectives_parent}
+            "teach": teach.info.run_id, "sizes_parent": sizes_parent, "objectives_parent": objectives_parent,
+            "synth_parent": synth_parent}
 
 
 def invoke(*args):
@@ -203,7 +267,7 @@ def test_report_of_a_sweep(store, tmp_path):
 
     diffs = [100 * (ACCURACY[("qcrd", s)] - ACCURACY[("dss", s)]) for s in (0, 1)]
     half = t.ppf(0.975, 1) * statistics.stdev(diffs) / 2 ** 0.5
-    (diff,) = table(readme, "method | task | config | baseline config")
+    (diff,) = table(readme, "method | baseline | task")
     assert diff["mean Δ (pp)"] == f"{statistics.mean(diffs):+.2f}" and diff["pairs"] == "2"
     assert diff["95% CI (pp)"] == f"[{statistics.mean(diffs) - half:+.2f}, {statistics.mean(diffs) + half:+.2f}]"
 
@@ -244,7 +308,7 @@ def test_smoke_runs_on_request_and_baseline_option(store, tmp_path):
     readme = (out / "README.md").read_text()
     rows = {row["method"].strip("`"): row for row in table(readme, "method")}
     assert rows["dss"]["n"] == "3" and rows["dss"]["seeds"] == "0 1 2"
-    (diff,) = table(readme, "method | task | config | baseline config")
+    (diff,) = table(readme, "method | baseline | task")
     assert diff["method"] == "`dss`" and diff["pairs"] == "2" and diff["seeds"] == "0 1"
 
 
@@ -265,7 +329,7 @@ def test_data_size_suite(store, tmp_path, monkeypatch):
     note = (f"- {marker} `qcrd` trained on `dss-palm`, but the paper's numbers for it used GPT-3.5-turbo "
             "samples (K = 5, τ = 0.7), per METHOD.md §3; the nearest set here is `mcc-kd`.")
     assert readme.split("## Notes")[1].count(note) == 1
-    diffs = {row["method"].strip("`"): row for row in table(readme, "method | task | config | baseline config")}
+    diffs = {row["method"].strip("`"): row for row in table(readme, "method | baseline | task")}
     half = diffs["qcrd[task.train_fraction=0.5]"]
     assert half["mean Δ (pp)"] == f"{100 * (0.50 - 0.47):+.2f}" and half["95% CI (pp)"] == "no interval (n < 2)"
     assert "the parent run's `qcrd.baseline` tag" in readme
@@ -290,8 +354,9 @@ def test_baselines_report(store, tmp_path):
     # No judge and no negatives: no diagnostics figure, and the report says why.
     assert not (out / "diagnostics.png").exists() and "](diagnostics.png)" not in readme
     assert ("- Judge and negatives diagnostics: no run logged `train/neg_active_frac`, `train/score_pos`, "
-            "`train/score_neg`, `train/disc_acc`, `train/margin` (only methods with a judge or negatives "
-            "do).") in readme
+            "`train/score_neg`, `train/disc_acc`, `train/margin`, `train/judge_auroc`, "
+            "`train/neg_student_invalid_frac` (only methods with a judge or negatives do; the ground-truth ones "
+            "only on a task with a rationale checker).") in readme
     # Three objectives: the loss plot is drawn, split by objective, and says so.
     assert (out / "loss_terms.png").stat().st_size > 1000
     assert "One panel per metric and objective, so that one axis never holds different objectives" in readme
@@ -321,7 +386,7 @@ def test_diagnostics_figure(monkeypatch, tmp_path):
     runs = {v: StoredRun(v, "0", v, "FINISHED", 0, {"qcrd.seed": "0"}, {}, {k: 0.5 for k in keys})
             for v, keys in logged.items()}
     groups = [Group(v, "svamp", v, [runs[v]]) for v in logged]
-    monkeypatch.setattr(report, "DIAGNOSTICS", report.DIAGNOSTICS + (Diagnostic("train/judge_auroc", "AUROC"),))
+    monkeypatch.setattr(report, "DIAGNOSTICS", report.DIAGNOSTICS + (Diagnostic("train/new_metric", "a new one"),))
 
     panels = {d.key: [g.variant for g in members] for d, members in diagnostic_panels(groups)}
     both = ["qcrd", "qcrd-no-qj"]
@@ -329,12 +394,13 @@ def test_diagnostics_figure(monkeypatch, tmp_path):
                       "train/disc_acc": ["qcrd"], "train/margin": both}
     plot = plot_diagnostics(History(), groups, tmp_path)
     assert plot.file == "diagnostics.png" and (tmp_path / plot.file).stat().st_size > 1000
-    assert "No run logged `train/judge_auroc`." in plot.note and "`train/disc_acc`: the judge's accuracy" in plot.note
+    assert ("No run logged `train/judge_auroc`, `train/neg_student_invalid_frac`, `train/new_metric`."
+            in plot.note) and "`train/disc_acc`: the judge's accuracy" in plot.note
 
-    runs["dss"].metrics["train/judge_auroc"] = 0.9  # now one run logged it
-    assert [d.key for d, _ in diagnostic_panels(groups)][-1] == "train/judge_auroc"
+    runs["dss"].metrics["train/new_metric"] = 0.9  # now one run logged it
+    assert [d.key for d, _ in diagnostic_panels(groups)][-1] == "train/new_metric"
     note = plot_diagnostics(History(), groups, tmp_path).note
-    assert "No run logged" not in note and "`train/judge_auroc`: AUROC." in note
+    assert "`train/new_metric`: a new one." in note and "`train/new_metric`" not in note.split("No run logged")[1]
 
 
 def test_score_colours_follow_the_source():
@@ -427,3 +493,181 @@ def test_report_refuses_a_folder_with_a_foreign_readme(store, tmp_path):
     assert result.exit_code == 2 and "not a qcrd-bench report" in result.output
     assert (tmp_path / "README.md").read_text() == "# My project\n"
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+
+
+def _pm(values: list[float]) -> str:
+    """As the report prints a mean ± sample std of values in [0, 1]."""
+    values = [100 * v for v in values]
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def test_synth_noise_report(store, tmp_path):
+    """The controlled testbed: components against ground truth, the noise plot, the judge's
+    reliability, scores by truth, and paired differences per teacher, with words."""
+    out = tmp_path / "out"
+    result = invoke("--suite", "synth-noise", "--out", str(out), "--tracking-uri", store["uri"])
+    assert result.exit_code == 0, result.output
+    readme = (out / "README.md").read_text()
+    for name in ("noise.png", "reliability.png", "score_by_truth.png", "diagnostics.png", "score_densities.png"):
+        assert (out / name).stat().st_size > 1000 and f"]({name})" in readme, name
+    assert "`train/judge_auroc`: AUROC of the judge's scores" in readme
+    assert "`train/neg_student_invalid_frac`: share of the batch's self-play" in readme
+    assert ("x: the teacher of each setting (the `teacher=` in its label), in the order of the parent run's "
+            "`variants` param: clean, dynamic, static+irrelevant.") in readme
+    assert ("The left panel of a task reads `test/accuracy` (the answer the student predicts), the right one "
+            "`test/rationale_answer_accuracy`") in readme
+    assert "Not drawn" not in readme.split("### Accuracy against teacher noise")[1].split("###")[0]
+
+    # Components against ground truth: a row per setting that logged any (not finetune).
+    rows = {row["method"].strip("`"): row for row in table(readme.split("## Components against ground truth")[1],
+                                                           "method")}
+    assert set(rows) == {synth_label(m, t) for m in ("dss", "qcrd") for t in TEACHERS}
+    qcrd = rows["qcrd[teacher=dynamic]"]
+    valid = [VALID["dynamic"] + 0.01 * s for s in (0, 1)]
+    assert qcrd["n"] == "2" and qcrd["teacher valid"] == _pm(valid)
+    assert qcrd["filter prec."] == _pm([v + 0.02 for v in valid]) and qcrd["filter recall"] == _pm([0.9, 0.88])
+    assert qcrd["teacher neg. invalid"] == _pm([1 - v / 2 for v in valid])
+    assert qcrd["student neg. invalid"] == _pm([0.6, 0.7])  # each run's mean over its steps
+    assert qcrd["judge AUROC first"] == _pm([0.6, 0.62]) and qcrd["judge AUROC last"] == _pm([0.8, 0.83])
+    assert qcrd["rationale valid"] == _pm([v - 0.1 for v in valid])
+    assert qcrd["rationale → answer"] == _pm([rationale_answer("qcrd", "dynamic", s) for s in (0, 1)])
+    dss = rows["dss[teacher=clean]"]
+    assert dss["teacher valid"] == _pm([VALID["clean"], VALID["clean"] + 0.01])
+    assert dss["filter prec."] == dss["judge AUROC last"] == dss["student neg. invalid"] == "–"
+    with (out / "components.csv").open() as handle:
+        components = {row["method"]: row for row in csv.DictReader(handle)}
+    assert set(components) == set(rows)
+    row = components["qcrd[teacher=dynamic]"]
+    assert float(row["train_judge_auroc_first_mean_pct"]) == pytest.approx(61.0)
+    assert float(row["train_neg_student_invalid_frac_mean_mean_pct"]) == pytest.approx(65.0)
+    assert float(row["teacher_label_uses-distractor_mean_pct"]) == pytest.approx(100 - 100 * statistics.mean(valid))
+    assert row["test_rationale_label_valid_n"] == "2" and components["dss[teacher=clean]"]["filter_recall_n"] == "0"
+
+    # Paired differences: each teacher against dss with the same teacher; finetune against the
+    # first dss setting in the sweep's order; one line of words per comparison.
+    diffs = {row["method"].strip("`"): row for row in table(readme, "method | baseline | task")}
+    assert {m: row["baseline"].strip("`") for m, row in diffs.items()} == {
+        "finetune": "dss[teacher=clean]", **{f"qcrd[teacher={t}]": f"dss[teacher={t}]" for t in TEACHERS}}
+    from scipy.stats import t as student_t
+
+    def reading(method, teacher):
+        base = SYNTH[("dss", teacher)]
+        d = [100 * (SYNTH[(method, None if method == "finetune" else teacher)][s] - base[s]) for s in (0, 1)]
+        half = student_t.ppf(0.975, 1) * statistics.stdev(d) / 2 ** 0.5
+        mean = statistics.mean(d)
+        sign = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
+        return sign(mean), f"95% CI {sign(mean - half)} to {sign(mean + half)}"
+
+    mean, ci = reading("qcrd", "clean")
+    assert f"- `qcrd[teacher=clean]` beats `dss[teacher=clean]` by {mean} pp ({ci})." in readme
+    mean, ci = reading("qcrd", "dynamic")
+    assert f"- `qcrd[teacher=dynamic]` trails `dss[teacher=dynamic]` by {mean} pp ({ci})." in readme
+    mean, ci = reading("qcrd", "static+irrelevant")
+    assert (f"- `qcrd[teacher=static+irrelevant]` cannot be told apart from `dss[teacher=static+irrelevant]` "
+            f"(mean Δ {mean} pp; {ci} includes 0).") in readme
+    mean, ci = reading("finetune", "clean")
+    assert (f"- `finetune` trails `dss[teacher=clean]` by {mean} pp ({ci}). (`finetune` varies no setting and no plain "
+            "`dss` group ran, so it is paired with `dss[teacher=clean]`, the first `dss` setting in the order of the "
+            "parent run's `variants` param.)") in readme
+
+    # The same in test/rationale_answer_accuracy, for the pairs whose both sides logged it (not finetune).
+    second = readme.split("### The same in `test/rationale_answer_accuracy`")[1]
+    answers = {row["method"].strip("`"): row for row in table(second, "method | baseline | task")}
+    assert set(answers) == {f"qcrd[teacher={t}]" for t in TEACHERS}
+    expected = statistics.mean(100 * (rationale_answer("qcrd", "dynamic", s) - rationale_answer("dss", "dynamic", s))
+                               for s in (0, 1))
+    assert answers["qcrd[teacher=dynamic]"]["mean Δ (pp)"] == f"{expected:+.2f}"
+    assert "- `qcrd[teacher=dynamic]` beats `dss[teacher=dynamic]` by" in second
+    with (out / "differences.csv").open() as handle:
+        by_metric = [(row["metric"], row["method"]) for row in csv.DictReader(handle)]
+    assert by_metric.count(("test/accuracy", "finetune")) == 1 and len(by_metric) == 7
+    assert {m for m, _ in by_metric} == {"test/accuracy", "test/rationale_answer_accuracy"}
+
+
+def test_reports_without_ground_truth_say_so(store, tmp_path):
+    """No teacher points and no checker: the noise plot and the components table are skipped
+    with a note; a scored table without a truth column skips the truth plots."""
+    out = tmp_path / "demo"
+    assert invoke("--run", store["parent"], "--out", str(out), "--tracking-uri", store["uri"]).exit_code == 0
+    readme = (out / "README.md").read_text()
+    assert "- Accuracy against teacher noise: no group's label has a `teacher=` point" in readme
+    assert not (out / "noise.png").exists() and not (out / "components.csv").exists()
+    assert "## Components against ground truth" not in readme
+    assert "- No run logged a ground-truth metric (`teacher/valid_frac`, " in readme
+    # Its scored tables have a truth column (valid or not), so the truth plots are drawn.
+    assert (out / "reliability.png").stat().st_size > 1000 and (out / "score_by_truth.png").stat().st_size > 1000
+
+    out = tmp_path / "sizes"
+    assert invoke("--suite", "sizes", "--out", str(out), "--tracking-uri", store["uri"]).exit_code == 0
+    readme = (out / "README.md").read_text()
+    assert not (out / "reliability.png").exists() and not (out / "score_by_truth.png").exists()
+    for title in ("Judge reliability against ground truth", "Discriminator scores by truth"):
+        assert f"- {title}: no run's `negatives/scored_samples.json` has a `truth` column" in readme
+
+
+def test_noise_plot_order():
+    """The x axis follows the parent's `variants` param (teacher names may hold '+' and labels
+    commas), else the table's order; finetune is a flat line; a group that used a teacher
+    without saying which in its label is left out."""
+    from qcrd_bench.report import Group, VariantOrder, noise_lines, split_labels, variant_order
+    from qcrd_bench.tracking import StoredRun
+
+    def group(variant, teacher="synthetic", task="synth-arith"):
+        return Group(variant, task, variant, [StoredRun(variant, "0", variant, "FINISHED", 0,
+                                                        {"qcrd.seed": "0", "qcrd.teacher": teacher}, {}, {})])
+
+    groups = [group("finetune", "none"), group("dss"), group("qcrd[teacher=clean]"),
+              group("qcrd[teacher=systematic,negatives.lag=3]"), group("qcrd[teacher=static+irrelevant]"),
+              group("qcrd[teacher=systematic]"), group("cot[teacher=clean]", task="svamp")]
+    variants = "finetune,qcrd[teacher=systematic,negatives.lag=3],qcrd[teacher=static+irrelevant],qcrd[teacher=clean]"
+    assert split_labels(variants)[1] == "qcrd[teacher=systematic,negatives.lag=3]"
+    parent = StoredRun("p", "0", "ablate", "FINISHED", 0, {}, {"variants": variants}, {})
+    found = noise_lines(groups, variant_order(parent, groups))
+    assert found.teachers == ["systematic", "static+irrelevant", "clean"]
+    assert {key: list(line) for key, line in found.lines.items()} == {
+        ("qcrd", "synth-arith"): ["clean", "static+irrelevant", "systematic"],
+        ("qcrd[negatives.lag=3]", "synth-arith"): ["systematic"], ("cot", "svamp"): ["clean"]}
+    assert [g.variant for g in found.flat] == ["finetune"]
+    assert [(g.variant, why) for g, why in found.left_out] == [("dss", "no `teacher=` in its label, but its runs "
+                                                                       "used one")]
+    # Without a parent: the order of the table.
+    assert noise_lines(groups, variant_order(None, groups)).teachers == ["clean", "systematic", "static+irrelevant"]
+    assert noise_lines(groups[:2], VariantOrder(("finetune", "dss"), "x")).lines == {}
+
+
+def test_reliability_bins():
+    from qcrd_bench.report import Bin, reliability_bins
+
+    rows = [(0.0, False), (0.05, True), (0.1, True), (0.19, False), (0.95, True), (1.0, True), (1.0, False)]
+    bins = reliability_bins(rows)
+    assert [(b.low, b.high, b.count) for b in bins] == [(0.0, 0.1, 2), (0.1, 0.2, 2), (0.9, 1.0, 3)]  # empty: left out
+    assert bins[0] == Bin(0.0, 0.1, 0.025, 0.5, 2)
+    assert bins[2].mean_score == pytest.approx(2.95 / 3) and bins[2].valid_share == pytest.approx(2 / 3)
+    assert [b.count for b in reliability_bins(rows, bins=2)] == [4, 3] and reliability_bins([]) == []
+
+
+def test_reading_sentences():
+    """A paired difference in words, from its numbers: beats or trails where the 95% interval
+    excludes 0, cannot be told apart where it does not, no interval from one pair."""
+    from qcrd_bench.report import Difference, Group, reading
+    from qcrd_bench.tracking import StoredRun
+
+    def group(variant, task="synth-arith"):
+        return Group(variant, task, variant, [StoredRun(variant, "0", variant, "FINISHED", 0, {"qcrd.seed": "0"}, {},
+                                                        {})])
+
+    qcrd, dss = group("qcrd"), group("dss")
+    groups = [qcrd, dss]
+    assert reading(Difference(qcrd, dss, ["0", "1", "2"], [2.0, 2.5, 3.0]), groups) == (
+        "`qcrd` beats `dss` by +2.50 pp (95% CI +1.26 to +3.74).")
+    assert reading(Difference(qcrd, dss, ["0", "1", "2"], [-2.0, -2.5, -3.0]), groups) == (
+        "`qcrd` trails `dss` by −2.50 pp (95% CI −3.74 to −1.26).")
+    assert reading(Difference(qcrd, dss, ["0", "1", "2"], [-1.0, 0.5, 2.0]), groups) == (
+        "`qcrd` cannot be told apart from `dss` (mean Δ +0.50 pp; 95% CI −3.23 to +4.23 includes 0).")
+    assert reading(Difference(qcrd, dss, ["1"], [3.0]), groups) == (
+        "`qcrd` is +3.00 pp against `dss` on seed 1 alone: with one pair there is no interval, so this does not "
+        "tell them apart.")
+    assert reading(Difference(qcrd, dss, [], []), groups) == "`qcrd` and `dss` share no seed: no difference."
+    # With several tasks the sentence names the task.
+    assert reading(Difference(qcrd, dss, ["1"], [3.0]), [*groups, group("dss", "svamp")]).startswith(
+        "`qcrd` on synth-arith is +3.00 pp")
