@@ -240,7 +240,7 @@ def _generate(key: str) -> dict[str, list[Problem]]:
 
 def make_problem(rng: random.Random, params: dict[str, Any]) -> Problem | None:
     """One random problem, or None when the draw broke a bound (the caller draws again)."""
-    people = tuple(rng.sample(NAMES, rng.randint(params["people_min"], params["people_max"])))
+    people = tuple(rng.sample(NAMES[: params["names"]], rng.randint(params["people_min"], params["people_max"])))
     obj = rng.choice(FOOD + THINGS)
     starts = tuple(rng.randint(params["start_min"], params["start_max"]) for _ in people)
     asked = rng.choice(people)
@@ -287,7 +287,7 @@ def random_event(rng: random.Random, person: str, others: list[str], kinds: list
 
 
 TARGETS = ("answer", "start")
-GENERATOR_KEYS = ("data_seed", "people_min", "people_max", "events", "max_distractors", "kinds", "start_min",
+GENERATOR_KEYS = ("data_seed", "names", "people_min", "people_max", "events", "max_distractors", "kinds", "start_min",
                   "start_max", "amount_min", "amount_max", "max_value", "phrasings", "question_first",
                   "train_size", "val_size", "test_size")
 
@@ -300,7 +300,7 @@ class SynthArith(NumericTask):
     # they come from the `synthetic` teacher, and the `synth` preset suits the task.
     default_teacher = "synthetic"
     default_preset = "synth"
-    defaults = {"data_seed": 0, "people_min": 2, "people_max": 3, "events": 2, "max_distractors": 2,
+    defaults = {"data_seed": 0, "names": len(NAMES), "people_min": 2, "people_max": 3, "events": 2, "max_distractors": 2,
                 "kinds": ",".join(KINDS), "start_min": 1, "start_max": 20, "amount_min": 1, "amount_max": 9,
                 "max_value": 99, "phrasings": 4, "question_first": 0.5,
                 "train_size": 4000, "val_size": 1000, "test_size": 5000,
@@ -311,7 +311,8 @@ class SynthArith(NumericTask):
 
     def check(self, params: dict[str, Any]) -> None:
         params = {**self.defaults, **params}
-        ranges = (("people_min", 2, len(NAMES)), ("people_max", params["people_min"], len(NAMES)),
+        ranges = (("names", 2, len(NAMES)), ("people_min", 2, params["names"]),
+                  ("people_max", params["people_min"], params["names"]),
                   ("events", 1, 6), ("max_distractors", 0, 6), ("start_min", 0, params["max_value"]),
                   ("start_max", params["start_min"], params["max_value"]), ("amount_min", 1, params["max_value"]),
                   ("amount_max", params["amount_min"], params["max_value"]), ("phrasings", 1, MAX_PHRASINGS),
