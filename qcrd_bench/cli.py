@@ -403,7 +403,7 @@ def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri
     click.echo(f"rationale set {summary['path']} (sha256 of content {summary['checksum'][:12]}), "
                f"run {summary['run_id']}")
     for key in ("questions", "samples", "parse_rate", "sample_accuracy", "majority_accuracy", "agreement",
-                "completion_tokens", "requests", "retries", "concurrency", "samples_per_s", "seconds"):
+                "valid_frac", "completion_tokens", "requests", "retries", "concurrency", "samples_per_s", "seconds"):
         if f"teacher/{key}" in summary:
             value = summary[f"teacher/{key}"]
             click.echo(f"  {key:<18} {value:.4f}" if isinstance(value, float) and value < 10 else

@@ -40,29 +40,28 @@ def invalid_share(labels: list[str]) -> float | None:
 
 
 def teacher_truth(check: Callable[[Example, str], str], train: list[Example],
-                  rationales: dict[str, list[Rationale]], positives: dict[str, list[Rationale]],
-                  negatives: dict[str, list[Rationale]]) -> dict[str, float]:
+                  rationales: dict[str, list[Rationale]], positives: dict[str, list[Rationale]] | None = None,
+                  negatives: dict[str, list[Rationale]] | None = None) -> dict[str, float]:
     """The teacher's samples and the positive filter against the truth:
     ``teacher/valid_frac`` and ``teacher/label/<label>`` over every sample of the training
-    questions; ``filter/precision`` (kept positives that are valid), ``filter/recall`` (valid
-    samples kept as positives); ``negatives/teacher_invalid_frac`` (teacher negatives that
-    are not valid)."""
-    samples, kept, dropped, teacher_negative = [], [], [], []
+    questions; with ``positives``, ``filter/precision`` (kept positives that are valid) and
+    ``filter/recall`` (valid samples kept as positives); with ``negatives``,
+    ``negatives/teacher_invalid_frac`` (teacher negatives that are not valid)."""
+    samples, kept, teacher_negative = [], [], []
     for example in train:
         own = rationales.get(example.id, [])
         labels = [check(example, r.text) for r in own]
         samples += labels
-        kept_ids = {id(r) for r in positives.get(example.id, [])}  # a filter returns the teacher's own objects
-        for r, label in zip(own, labels):
-            (kept if id(r) in kept_ids else dropped).append(label)
-        teacher_negative += [check(example, r.text) for r in negatives.get(example.id, [])]
+        kept_ids = {id(r) for r in (positives or {}).get(example.id, [])}  # a filter returns the teacher's objects
+        kept += [label for r, label in zip(own, labels) if id(r) in kept_ids]
+        teacher_negative += [check(example, r.text) for r in (negatives or {}).get(example.id, [])]
     if not samples:
         return {}
     metrics = {"teacher/valid_frac": 1 - invalid_share(samples), **shares(samples, "teacher/label")}
     valid_kept, valid_all = kept.count(VALID), samples.count(VALID)
-    if kept:
+    if positives is not None and kept:
         metrics["filter/precision"] = valid_kept / len(kept)
-    if valid_all:
+    if positives is not None and valid_all:
         metrics["filter/recall"] = valid_kept / valid_all
     if teacher_negative:
         metrics["negatives/teacher_invalid_frac"] = invalid_share(teacher_negative)
