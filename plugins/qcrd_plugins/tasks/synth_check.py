@@ -2,7 +2,8 @@
 or a student's) against its generated problem and gives it one label.
 
 A rationale is read sentence by sentence.  A sentence ``<description>: a op k = b`` is a
-step; a sentence saying a person starts with (or has) n is a count claim; anything else is
+step, and the amount its description states (a number, or doubles/triples) must be its k;
+a sentence saying a person starts with (or has) n is a count claim; anything else is
 noise.  A step that names only people other than the one asked about is about a distractor
 event.  Walking the asked person's count through the steps, the checker notes what goes
 wrong and where; the label is:
@@ -35,6 +36,8 @@ LABELS = ("valid", "irrelevant-step", "unfaithful-right-answer", "uses-distracto
 _STEP = re.compile(r"^(?P<desc>[^:=]*?)\s*:\s*(?P<a>-?\d+)\s*(?P<op>[-+*x×])\s*(?P<k>-?\d+)\s*=\s*(?P<b>-?\d+)$")
 _CLAIM = re.compile(r"\b(?:starts? with|has|begins? with|owns)\b")
 _NUMBER = re.compile(r"-?\d+")
+_FACTOR = {"double": 2, "doubles": 2, "triple": 3, "triples": 3}
+_FACTOR_WORD = re.compile(r"\b(?:doubles?|triples?)\b", re.I)
 _RESULT = re.compile(r"=\s*(-?\d+)")
 _MAX_CHARS = 4000  # a rationale longer than this is not read (model output is bounded data)
 
@@ -53,6 +56,12 @@ def final_value(text: str) -> int | None:
 
 def sentences(text: str) -> list[str]:
     return [part.strip() for part in text.split(".") if part.strip()]
+
+
+def stated_amounts(description: str) -> list[int]:
+    """The amounts a step's description states: its numbers, and 2 or 3 for doubles or triples."""
+    return [int(n) for n in _NUMBER.findall(description)] + [_FACTOR[w.lower()]
+                                                              for w in _FACTOR_WORD.findall(description)]
 
 
 def check(problem: Problem, text: str) -> str:
@@ -89,9 +98,9 @@ class _Walk:
             numbers = [int(step.group(g)) for g in ("a", "k", "b")]
             op = "*" if step.group("op") in "x×" else step.group("op")
             if names and self.asked not in names:
-                self._other_step(names, *numbers, op)
+                self._other_step(names, *numbers, op, stated_amounts(step.group("desc")))
             else:
-                self._own_step(*numbers, op)
+                self._own_step(*numbers, op, stated_amounts(step.group("desc")))
             return
         numbers = _NUMBER.findall(sentence)
         if len(names) == 1 and len(numbers) == 1 and _CLAIM.search(sentence):
@@ -111,8 +120,10 @@ class _Walk:
         else:
             self.issues.append("false" if n != self.value else "irrelevant")  # a restatement
 
-    def _own_step(self, a: int, k: int, b: int, op: str) -> None:
+    def _own_step(self, a: int, k: int, b: int, op: str, stated: list[int]) -> None:
         self.read_any = True
+        if any(n != k for n in stated):
+            self.issues.append("false")  # "Jack gives Mary 4: 5 + 3 = 8" works out an event the text misstates
         if self.index >= len(self.relevant):
             self.issues.append("operation")  # an event applied twice, or one the problem lacks
             self.value = b
@@ -131,11 +142,12 @@ class _Walk:
         self.value = b
         self.index += 1
 
-    def _other_step(self, names: list[str], a: int, k: int, b: int, op: str) -> None:
+    def _other_step(self, names: list[str], a: int, k: int, b: int, op: str, stated: list[int]) -> None:
         """A step about someone else: true for its own person (irrelevant), or a distractor
         event worked into the asked person's count."""
-        if any(e.person in names and e.amount == k and self._true_for_its_person(e, a, k, b, op)
-               for e in self.distractors):
+        if all(n == k for n in stated) and any(e.person in names and e.amount == k
+                                                and self._true_for_its_person(e, a, k, b, op)
+                                                for e in self.distractors):
             self.issues.append("irrelevant")
             return
         if self.value is not None and a == self.value:
