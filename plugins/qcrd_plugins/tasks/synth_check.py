@@ -2,16 +2,18 @@
 or a student's) against its generated problem and gives it one label.
 
 A rationale is read sentence by sentence.  A sentence ``<description>: a op k = b`` is a
-step, and the amount its description states (a number, or doubles/triples) must be its k;
-a sentence saying a person starts with (or has) n is a count claim; anything else is
-noise.  A step that names only people other than the one asked about is about a distractor
-event.  Walking the asked person's count through the steps, the checker notes what goes
-wrong and where; the label is:
+step, and its description (before the colon) must state its event truly: the amount it
+states (a number, or doubles/triples) is k, and the people it names take part in it; a
+sentence saying a person starts with (or has) n is a count claim; anything else is noise.
+A step that names only people other than the one asked about is about a distractor event.
+Walking the asked person's count through the steps, the checker notes what goes wrong and
+where; the label is:
 
 - ``valid``: every step is right and faithful to the problem, one per event of the asked
   person, in order, from the right start, and nothing else is said;
 - ``irrelevant-step``: as valid, plus a true statement that is not part of the chain (a
-  person's start, or a distractor event worked out correctly for its own person);
+  person's start, or a distractor event worked out correctly for one of its people, either
+  side of a transfer);
 - ``unfaithful-right-answer``: the final count is right, but some number in the text is
   wrong (a result the next step does not use, a wrong start, a false statement);
 - and, when the final count is wrong, by the first error along the chain:
@@ -58,6 +60,11 @@ def sentences(text: str) -> list[str]:
     return [part.strip() for part in text.split(".") if part.strip()]
 
 
+def parties(event: Event) -> tuple[str, ...]:
+    """The people whose count an event changes: both sides of a transfer, else its person."""
+    return (event.person, event.other) if event.kind == "give" else (event.person,)
+
+
 def stated_amounts(description: str) -> list[int]:
     """The amounts a step's description states: its numbers, and 2 or 3 for doubles or triples."""
     return [int(n) for n in _NUMBER.findall(description)] + [_FACTOR[w.lower()]
@@ -81,9 +88,11 @@ class _Walk:
         self.problem, self.asked = problem, problem.asked
         self.relevant = problem.relevant()
         self.distractors = problem.distractors()
-        history = problem.counts()
-        self.before = {id(e): counts for e, counts in zip(problem.events, history)}  # counts before each event
-        self.truth = [history[0][self.asked]] + [self.before[id(e)][self.asked] for e in self.relevant[1:]]
+        # Each distractor with everyone's counts before it (by position: a hand-built problem
+        # may hold one Event object twice).
+        self.distractor_counts = [(e, counts) for e, counts in zip(problem.events, problem.counts())
+                                  if not e.involves(self.asked)]
+        self.true_start = problem.start[self.asked]
         # Numbers that belong to other people: their starts and the distractors' amounts.
         self.foreign = {n for p, n in problem.start.items() if p != self.asked} | {e.amount for e in self.distractors}
         self.value: int | None = None
@@ -100,7 +109,7 @@ class _Walk:
             if names and self.asked not in names:
                 self._other_step(names, *numbers, op, stated_amounts(step.group("desc")))
             else:
-                self._own_step(*numbers, op, stated_amounts(step.group("desc")))
+                self._own_step(names, *numbers, op, stated_amounts(step.group("desc")))
             return
         numbers = _NUMBER.findall(sentence)
         if len(names) == 1 and len(numbers) == 1 and _CLAIM.search(sentence):
@@ -115,12 +124,12 @@ class _Walk:
         if self.value is None and self.index == 0:
             self.read_any = True
             self.value = n
-            if n != self.truth[0]:
+            if n != self.true_start:
                 self.issues.append("distractor" if n in self.foreign else "false")
         else:
             self.issues.append("false" if n != self.value else "irrelevant")  # a restatement
 
-    def _own_step(self, a: int, k: int, b: int, op: str, stated: list[int]) -> None:
+    def _own_step(self, names: list[str], a: int, k: int, b: int, op: str, stated: list[int]) -> None:
         self.read_any = True
         if any(n != k for n in stated):
             self.issues.append("false")  # "Jack gives Mary 4: 5 + 3 = 8" works out an event the text misstates
@@ -129,8 +138,10 @@ class _Walk:
             self.value = b
             return
         event = self.relevant[self.index]
+        if not set(names) <= set(parties(event)) | {self.asked}:
+            self.issues.append("false")  # "Omar gives Mary 3" where Jack gave her 3
         if self.value is None:  # no start claim: the chain starts at this step
-            self.value = self.truth[0] if self.index == 0 else a
+            self.value = self.true_start if self.index == 0 else a
         if a != self.value:
             self.issues.append("carry")
         if k != event.amount:
@@ -143,11 +154,11 @@ class _Walk:
         self.index += 1
 
     def _other_step(self, names: list[str], a: int, k: int, b: int, op: str, stated: list[int]) -> None:
-        """A step about someone else: true for its own person (irrelevant), or a distractor
-        event worked into the asked person's count."""
-        if all(n == k for n in stated) and any(e.person in names and e.amount == k
-                                                and self._true_for_its_person(e, a, k, b, op)
-                                                for e in self.distractors):
+        """A step about someone else: a distractor event worked out truly for one of its
+        people (irrelevant), or worked into the asked person's count."""
+        if all(n == k for n in stated) and any(
+                e.amount == k and set(names) <= set(parties(e)) and self._true_for(who, counts, e, a, k, b, op)
+                for e, counts in self.distractor_counts for who in parties(e) if who in names):
             self.issues.append("irrelevant")
             return
         if self.value is not None and a == self.value:
@@ -157,10 +168,11 @@ class _Walk:
             return
         self.issues.append("false")
 
-    def _true_for_its_person(self, event: Event, a: int, k: int, b: int, op: str) -> bool:
-        person = event.person
-        return (a == self.before[id(event)][person] and op == event_op(event, person)
-                and b == apply_op(a, op, k))
+    @staticmethod
+    def _true_for(who: str, counts: dict[str, int], event: Event, a: int, k: int, b: int, op: str) -> bool:
+        """Whether ``a op k = b`` works ``event`` out for ``who`` (one of its parties), whose
+        count before it was ``counts[who]``."""
+        return a == counts[who] and op == event_op(event, who) and b == apply_op(a, op, k)
 
     def label(self) -> str:
         if not self.read_any or self.value is None:
