@@ -35,12 +35,16 @@ from .synth_arith import Event, Problem, apply_op, event_op
 LABELS = ("valid", "irrelevant-step", "unfaithful-right-answer", "uses-distractor", "wrong-operation",
           "arithmetic-error", "unparseable")
 
-_STEP = re.compile(r"^(?P<desc>[^:=]*?)\s*:\s*(?P<a>-?\d+)\s*(?P<op>[-+*x×])\s*(?P<k>-?\d+)\s*=\s*(?P<b>-?\d+)$")
+# A signed number as a model may write it: "-4", or "- 4" as a tokenizer that splits
+# punctuation decodes it.
+_SIGNED = r"(?:-[ ]?)?\d+"
+_STEP = re.compile(rf"^(?P<desc>[^:=]*?)\s*:\s*(?P<a>{_SIGNED})\s*(?P<op>[-+*x×])\s*(?P<k>{_SIGNED})\s*=\s*"
+                   rf"(?P<b>{_SIGNED})$")
 _CLAIM = re.compile(r"\b(?:starts? with|has|begins? with|owns)\b")
 _NUMBER = re.compile(r"-?\d+")
 _FACTOR = {"double": 2, "doubles": 2, "triple": 3, "triples": 3}
 _FACTOR_WORD = re.compile(r"\b(?:doubles?|triples?)\b", re.I)
-_RESULT = re.compile(r"=\s*(-?\d+)")
+_RESULT = re.compile(rf"=\s*({_SIGNED})")
 _MAX_CHARS = 4000  # a rationale longer than this is not read (model output is bounded data)
 
 # What an error along the chain is called when the final count is wrong.
@@ -53,7 +57,11 @@ def final_value(text: str) -> int | None:
     if not isinstance(text, str) or len(text) > _MAX_CHARS:
         return None
     results = _RESULT.findall(text)
-    return int(results[-1]) if results else None
+    return signed(results[-1]) if results else None
+
+
+def signed(number: str) -> int:
+    return int(number.replace(" ", ""))
 
 
 def sentences(text: str) -> list[str]:
@@ -104,7 +112,7 @@ class _Walk:
         names = [p for p in self.problem.people if re.search(rf"\b{p}\b", sentence)]
         step = _STEP.match(sentence)
         if step:
-            numbers = [int(step.group(g)) for g in ("a", "k", "b")]
+            numbers = [signed(step.group(g)) for g in ("a", "k", "b")]
             op = "*" if step.group("op") in "x×" else step.group("op")
             if names and self.asked not in names:
                 self._other_step(names, *numbers, op, stated_amounts(step.group("desc")))
