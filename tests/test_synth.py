@@ -294,6 +294,26 @@ def test_samples_with_equal_text_and_answer_train_alike_whatever_noise_was_injec
         assert encode_examples(tokens, prep.data.train, prep.positives, prep.targets) == encoded, kind
 
 
+def test_the_checker_reads_a_rationale_alike_after_the_students_tokenizer():
+    """A student writes what its tokenizer decodes: the word tokenizer of the synth preset
+    splits "-4" into "-" and "4" and decodes "- 4".  A rationale must keep its label and its
+    answer through that round trip (the teacher writes negatives when an error subtracts
+    more than there is)."""
+    from qcrd_bench.students import train_word_tokenizer
+
+    data, out, _ = teach(200, label=False, p_dynamic=0.7, p_static=0.2, p_irrelevant=0.1, phrasings=4)
+    texts = [r.text for e in data.train for r in out.rationales[e.id]]
+    tokenizer = train_word_tokenizer([e.input for e in data.train] + texts)
+    task, negatives = SynthArith(), 0
+    for example in data.train:
+        problem = task.problem(example, data.params)
+        for r in out.rationales[example.id]:
+            decoded = tokenizer.decode(tokenizer(r.text)["input_ids"], skip_special_tokens=True)
+            negatives += bool(re.search(r"-\d", r.text))  # the teacher writes "-4"; "4 - 2" has a space
+            assert (check(problem, decoded), final_value(decoded)) == (check(problem, r.text), r.answer), decoded
+    assert negatives >= 10
+
+
 # ---------------------------------------------------------------- the checker on any text
 
 
