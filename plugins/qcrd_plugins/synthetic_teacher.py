@@ -75,8 +75,16 @@ def carry(steps: list[Step], index: int, changed: Step) -> list[Step]:
 FLIP = {"+": "-", "-": "+", "*": "+"}  # a gain as a loss, a transfer reversed, a doubling as an addition
 
 
-def dynamic_error(problem: Problem, steps: list[Step], rng: random.Random) -> list[Step]:
-    """One step gone wrong, carried to a wrong final answer."""
+# The checker's label (synth_check.LABELS) of each injected kind, and of each way a dynamic
+# error goes wrong: what a test holds the checker to.
+EXPECTED = {"clean": "valid", "static": "unfaithful-right-answer", "irrelevant": "irrelevant-step",
+            "systematic": "wrong-operation"}
+DYNAMIC = {"operation": "wrong-operation", "distractor": "uses-distractor", "arithmetic": "arithmetic-error"}
+
+
+def dynamic_error(problem: Problem, steps: list[Step], rng: random.Random) -> tuple[list[Step], str]:
+    """One step gone wrong, carried to a wrong final answer, and the checker's label for
+    how it went wrong (a value of ``DYNAMIC``)."""
     gold = problem.answer
     foreign = sorted({e.amount for e in problem.distractors()})
     for _ in range(20):
@@ -96,9 +104,9 @@ def dynamic_error(problem: Problem, steps: list[Step], rng: random.Random) -> li
             changed = replace(step, after=nudge(step.after, rng))
         wrong = carry(steps, index, changed)
         if wrong[-1].after != gold:
-            return wrong
+            return wrong, DYNAMIC[kind]
     last = steps[-1]  # a last result off by some amount always changes the answer
-    return carry(steps, len(steps) - 1, replace(last, after=nudge(last.after, rng)))
+    return carry(steps, len(steps) - 1, replace(last, after=nudge(last.after, rng))), DYNAMIC["arithmetic"]
 
 
 def systematic_error(problem: Problem, steps: list[Step], rng: random.Random) -> list[Step] | None:
@@ -156,21 +164,24 @@ def irrelevant_sentence(problem: Problem, rng: random.Random, phrasings: int) ->
 
 
 def sample_rationale(problem: Problem, kind: str, rng: random.Random, phrasings: int,
-                     misconception: list[Step] | None = None) -> tuple[str, int]:
-    """(text, the answer it reaches) of one sample of noise ``kind``."""
+                     misconception: list[Step] | None = None) -> tuple[str, int, str]:
+    """(text, the answer it reaches, the checker's label it was made to have) of one sample
+    of noise ``kind``.  The label is for tests and diagnostics: it never enters a Rationale."""
     start, steps = true_steps(problem)
+    label = EXPECTED["clean"]
     if kind == "dynamic":
-        steps = dynamic_error(problem, steps, rng)
+        steps, label = dynamic_error(problem, steps, rng)
     elif kind == "systematic" and misconception is not None:
-        steps = misconception
+        steps, label = misconception, EXPECTED["systematic"]
     if kind == "static":
-        sentences = static_error(problem, start, steps, rng, phrasings)
+        sentences, label = static_error(problem, start, steps, rng, phrasings), EXPECTED["static"]
     else:
         sentences = render(problem, start, steps, rng, phrasings)
     if kind == "irrelevant":
         # Anywhere after the start and before the last step, so the last result stays the answer.
         sentences.insert(rng.randint(1, len(sentences) - 1), irrelevant_sentence(problem, rng, phrasings))
-    return " ".join(sentences), steps[-1].after
+        label = EXPECTED["irrelevant"]
+    return " ".join(sentences), steps[-1].after, label
 
 
 class Synthetic(Teacher):
@@ -209,7 +220,7 @@ class Synthetic(Teacher):
             samples, texts = [], []
             for _ in range(params["samples"]):
                 kind = "systematic" if misconception is not None else draw_kind(rng, params)
-                text, answer = sample_rationale(problem, kind, rng, params["phrasings"], misconception)
+                text, answer, _ = sample_rationale(problem, kind, rng, params["phrasings"], misconception)
                 injected[kind] += 1
                 samples.append(Rationale(text, float(answer), origin="synthetic"))
                 texts.append(f"<Explanation>: {text} <Answer>: {answer}")
