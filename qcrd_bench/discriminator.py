@@ -167,8 +167,10 @@ class DiscriminatorSession:
         self.rng.load_state_dict(state["rng"])
 
     def pretrain(self, log: Callable[[dict[str, float], int], None]) -> None:
-        """At most ``pretrain_steps`` BCE steps on teacher positives vs (augmented) negatives."""
+        """At most ``pretrain_steps`` BCE steps on teacher positives vs (augmented) negatives,
+        a ``pretrain_label_noise`` share of whose labels is flipped (a deliberately worse judge)."""
         pairs = pretraining_pairs(self.context, random.Random(self.context.config["seed"]))
+        pairs = flip_labels(pairs, self.params["pretrain_label_noise"], random.Random(self.context.config["seed"] + 2))
         steps = self.params["pretrain_steps"]
         if not pairs or steps == 0:
             return
@@ -202,6 +204,12 @@ def pretraining_pairs(context: TrainContext, rng: random.Random) -> list[tuple[s
     return positives + negatives
 
 
+def flip_labels(pairs: list[tuple[str, str, int]], rate: float, rng: random.Random) -> list[tuple[str, str, int]]:
+    """``pairs`` with the label of a ``rate`` share of them (chosen at random) flipped."""
+    flipped = set(rng.sample(range(len(pairs)), round(rate * len(pairs)))) if rate else set()
+    return [(x, r, 1 - label if i in flipped else label) for i, (x, r, label) in enumerate(pairs)]
+
+
 def corrupt(text: str, rng: random.Random, vocabulary: list[str], mask: str, replace: bool,
             rate: float = 0.3) -> str:
     """Word masking (or replacement by random corpus words) of ``rate`` of the words."""
@@ -218,6 +226,10 @@ def check_params(params: dict[str, Any]) -> None:
     for key in ("pretrain_steps", "rationale_tokens"):
         if params[key] < 0:
             raise ConfigError(f"discriminator.{key}: must be >= 0, got {params[key]}")
+    if not 0 <= params["pretrain_label_noise"] <= 1:
+        raise ConfigError(f"discriminator.pretrain_label_noise: a share in [0, 1], got {params['pretrain_label_noise']}")
+    if not 0 < params["update_fraction"] <= 1:
+        raise ConfigError(f"discriminator.update_fraction: a share in (0, 1], got {params['update_fraction']}")
     for key in ("lr", "batch_size", "max_length", "score_batch_size"):
         if params[key] <= 0:
             raise ConfigError(f"discriminator.{key}: must be > 0, got {params[key]}")

@@ -90,6 +90,7 @@ class Judge:
     disc_variant: str = "eq2"
     iteration_steps: int = 1
     lr_decay: float = 1.0  # the judge's learning rate is scaled by lr_decay^iteration (α3's decay)
+    update_fraction: float = 1.0  # share of a batch's examples L_D is computed on (discriminator.update_fraction)
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     teacher_negatives: dict[str, set[str]] = field(default_factory=dict)  # to label a negative's source
     # The task's checker, for ground-truth diagnostics only (qcrd_bench.truth): its labels are
@@ -419,8 +420,7 @@ class StepLoss:
         mask = (input_ids != self.pad_id).long()
         states = self.model.get_encoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
-        pos_scores, neg_scores, disc_loss, terms = self._judge(items, pos_texts, neg_texts, pos_owner, neg_owner,
-                                                               step, iteration)
+        chosen = None  # (positive indices, negative indices) a selecting scheme keeps
         if self.loss.selects(self.params) and (len(pos_targets) > len(items) or neg_targets):
             with torch.no_grad():
                 # The selecting decoder pass runs without dropout: its masks would not be
@@ -435,22 +435,30 @@ class StepLoss:
                 all_pos = rationale_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
                 all_neg = rationale_nll(self.wrapped, states.detach(), mask, neg_targets, neg_owner, self.device)
                 self.model.train(training)
-            p, n = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
-                                  self.params["delta"], self.generator)
+            chosen = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
+                                    self.params["delta"], self.generator)
+        pos_scores, neg_scores, disc_loss, terms = self._judge(items, pos_texts, neg_texts, pos_owner, neg_owner,
+                                                               step, iteration, chosen)
+        if chosen is not None:
+            p, n = chosen
             pos_targets, pos_owner, pos_scores = [pos_targets[i] for i in p.tolist()], pos_owner[p], pos_scores[p]
             neg_targets, neg_owner, neg_scores = [neg_targets[i] for i in n.tolist()], neg_owner[n], neg_scores[n]
         pos_nll = rationale_nll(self.wrapped, states, mask, pos_targets, pos_owner, self.device)
         neg_nll = rationale_nll(self.wrapped, states, mask, neg_targets, neg_owner, self.device)
-        out = self.loss(LossInputs(label_nll, pos_nll, pos_owner, pos_scores.detach(), neg_nll, neg_owner,
-                                   neg_scores.detach(), disc_loss, iteration), self.params)
+        out = self.loss(LossInputs(label_nll, pos_nll, pos_owner, pos_scores, neg_nll, neg_owner,
+                                   neg_scores, disc_loss, iteration), self.params)
         out.terms.update(terms)
         return out
 
     def _owner(self, counts: list[int]) -> torch.Tensor:
         return torch.tensor([b for b, c in enumerate(counts) for _ in range(c)], dtype=torch.long, device=self.device)
 
-    def _judge(self, items, pos_texts, neg_texts, pos_owner, neg_owner, step: int, iteration: int):
-        """Discriminator scores of every rationale, its loss L_D, and diagnostics."""
+    def _judge(self, items, pos_texts, neg_texts, pos_owner, neg_owner, step: int, iteration: int, chosen=None):
+        """Discriminator scores of the rationales (detached: they are the loss's weights), its
+        loss L_D, and diagnostics.  L_D is computed on every rationale of a random
+        ``discriminator.update_fraction`` share of the examples; of the others only the
+        ``chosen`` rationales (the ones a selecting scheme keeps; all without a selection)
+        are scored, without gradients, for their weights."""
         discriminator = self.judge.discriminator
         flat_pos = [t for g in pos_texts for t in g]
         flat_neg = [t for g in neg_texts for t in g]
@@ -461,24 +469,51 @@ class StepLoss:
             return (torch.ones(len(flat_pos), device=self.device), torch.zeros(len(flat_neg), device=self.device),
                     None, terms)
         inputs = [it.example.input for it in items]
-        # One call for both sets: the judge batches pairs by length across them.
         owners = pos_owner.tolist() + neg_owner.tolist()
-        scores = discriminator.scores([inputs[b] for b in owners], flat_pos + flat_neg)
-        pos_scores, neg_scores = scores[: len(flat_pos)], scores[len(flat_pos):]
+        texts = flat_pos + flat_neg
+        updated = self._updated_examples(len(items))
+        with_grad = [i for i, b in enumerate(owners) if b in updated]
+        wanted = set(range(len(texts))) if chosen is None else \
+            set(chosen[0].tolist()) | {len(flat_pos) + i for i in chosen[1].tolist()}
+        weights_only = [i for i in sorted(wanted) if owners[i] not in updated]
+        # One call for each set: the judge batches pairs by length across positives and negatives.
+        graded = discriminator.scores([inputs[owners[i]] for i in with_grad], [texts[i] for i in with_grad])
+        with torch.no_grad():
+            ungraded = discriminator.scores([inputs[owners[i]] for i in weights_only], [texts[i] for i in weights_only])
+        scores = torch.zeros(len(texts), device=self.device)  # rationales left unscored are never used
+        scored = torch.zeros(len(texts), dtype=torch.bool, device=self.device)
+        for indices, values in ((with_grad, graded), (weights_only, ungraded)):
+            if indices:
+                index = torch.tensor(indices, device=self.device)
+                scores[index], scored[index] = values.detach(), True
         disc_loss = None
         if discriminator.parameters():
-            disc_loss = discriminator_loss(pos_scores, pos_owner, neg_scores, neg_owner, len(items),
+            split = sum(i < len(flat_pos) for i in with_grad)
+            owner = torch.tensor([owners[i] for i in with_grad], dtype=torch.long, device=self.device)
+            disc_loss = discriminator_loss(graded[:split], owner[:split], graded[split:], owner[split:], len(items),
                                            self.judge.disc_variant)
-            correct = torch.cat([pos_scores > 0.5, neg_scores <= 0.5]).float()
+        positive = torch.arange(len(texts), device=self.device) < len(flat_pos)
+        pos_seen, neg_seen = scores[scored & positive], scores[scored & ~positive]
+        if discriminator.parameters():
+            correct = torch.cat([pos_seen > 0.5, neg_seen <= 0.5]).float()
             terms["disc_acc"] = correct.mean() if correct.numel() else torch.tensor(0.0)
-        terms["score_pos"] = pos_scores.detach().mean() if pos_scores.numel() else torch.tensor(0.0)
-        terms["score_neg"] = neg_scores.detach().mean() if neg_scores.numel() else torch.tensor(0.0)
+        terms["score_pos"] = pos_seen.mean() if pos_seen.numel() else torch.tensor(0.0)
+        terms["score_neg"] = neg_seen.mean() if neg_seen.numel() else torch.tensor(0.0)
         if truth is not None:
-            self.judge.judged += zip(scores.tolist(), (label == "valid" for label in truth))
+            self.judge.judged += [(scores[i].item(), truth[i] == "valid") for i in scored.nonzero().flatten().tolist()]
+        pos_scores, neg_scores = scores[: len(flat_pos)], scores[len(flat_pos):]
         if (step - 1) % self.judge.iteration_steps == 0 and len(self.judge.sample_rows) < 300:
             self._sample_rows(items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
-                              neg_scores, truth)
+                              neg_scores, truth, scored)
         return pos_scores, neg_scores, disc_loss, terms
+
+    def _updated_examples(self, batch: int) -> set[int]:
+        """The examples whose rationales L_D is computed on this step."""
+        fraction = self.judge.update_fraction
+        if fraction >= 1:
+            return set(range(batch))
+        count = max(1, round(fraction * batch))
+        return set(torch.randperm(batch, generator=self.generator)[:count].tolist())
 
     def _student_negative(self, example_id: str, text: str) -> bool:
         return text not in self.judge.teacher_negatives.get(example_id, ())
@@ -498,14 +533,17 @@ class StepLoss:
         return labels
 
     def _sample_rows(self, items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
-                     neg_scores, truth: list[str] | None) -> None:
+                     neg_scores, truth: list[str] | None, scored: torch.Tensor) -> None:
         """Scored rationales at the start of an iteration, labelled by source (teacher positive,
         teacher negative, student negative) and, with a checker, by truth: the paper's Fig. 6."""
         labels = iter(truth or [])
+        was_scored = iter(scored.tolist())
 
         def rows(owner, texts, scores, source_of):
-            own = [next(labels, None) for _ in texts]  # consumed in full, positives then negatives
-            for b, text, score, label in list(zip(owner.tolist(), texts, scores.tolist(), own))[:10]:
+            own = [(next(labels, None), next(was_scored)) for _ in texts]  # positives, then negatives
+            kept = [(b, text, score, label) for b, text, score, (label, seen) in zip(owner.tolist(), texts,
+                                                                                     scores.tolist(), own) if seen]
+            for b, text, score, label in kept[:10]:
                 row = {"step": step, "iteration": iteration, "id": items[b].example.id, "input": inputs[b],
                        "rationale": text, "score": score, "source": source_of(items[b].example.id, text)}
                 self.judge.sample_rows.append(row if truth is None else {**row, "truth": label})

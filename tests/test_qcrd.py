@@ -352,7 +352,7 @@ def test_the_judge_draws_from_its_own_random_stream():
     context = TrainContext(student, None, examples(), {"a": [Rationale(TEXTS[4])]}, {"b": [Rationale("3 - 4 = 1")]},
                            CFG, torch.device("cpu"), 1)
     params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8,
-              "pretrain_steps": 2, "batch_size": 2}
+              "pretrain_steps": 2, "batch_size": 2, "pretrain_label_noise": 0.0}
     torch.manual_seed(123)
     before = torch.get_rng_state()
     session = DiscriminatorSession(context, params)
@@ -375,3 +375,49 @@ def test_fp16_is_refused_with_a_learning_judge(catalog):
         resolve(catalog, "qcrd", "svamp", "smoke", cli_layer={"train.mixed_precision": "fp16"})
     assert resolve(catalog, "qcrd-no-qj", "svamp", "smoke",
                    cli_layer={"train.mixed_precision": "fp16"})["train"]["mixed_precision"] == "fp16"
+
+
+class RecordingJudge:
+    """A judge stub that scores by text length and records what it was asked, and whether with gradients."""
+
+    def __init__(self):
+        self.weight = torch.nn.Parameter(torch.tensor(0.01))
+        self.calls = []
+
+    def parameters(self):
+        return [self.weight]
+
+    def scores(self, inputs, rationales):
+        self.calls.append((list(rationales), torch.is_grad_enabled()))
+        return torch.sigmoid(self.weight * torch.tensor([float(len(r)) for r in rationales]))
+
+
+def test_update_fraction_computes_l_d_on_a_share_of_the_examples():
+    """With discriminator.update_fraction = 0.5, L_D sees every rationale of half the examples;
+    of the others only the chosen positive and negative are scored, without gradients."""
+    student = tiny()
+    positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7.")], "b": [Rationale(TEXTS[5]), Rationale("pens")]}
+    recorder = RecordingJudge()
+    judge = Judge(negatives=FixedNegatives(), discriminator=recorder, update_fraction=0.5)
+    fn, tokens = step_loss(student, QcrdContrastive(), {**QcrdContrastive.defaults, "delta": 100.0}, judge)
+    out = fn(encode_examples(tokens, examples(), positives), step=1)
+    (graded, with_grad), (ungraded, without_grad) = recorder.calls
+    assert with_grad and not without_grad
+    assert len(graded) == 4  # one example's 2 positives and 2 negatives
+    assert len(ungraded) == 2  # the other's chosen positive and negative
+    assert out.terms["loss_d"].requires_grad
+    full = Judge(negatives=FixedNegatives(), discriminator=RecordingJudge())
+    fn, _ = step_loss(student, QcrdContrastive(), {**QcrdContrastive.defaults, "delta": 100.0}, full)
+    fn(encode_examples(tokens, examples(), positives), step=1)
+    assert [len(texts) for texts, _ in full.discriminator.calls] == [8, 0]  # every rationale, with gradients
+
+
+def test_pretrain_label_noise_flips_that_share_of_the_labels():
+    import random
+
+    from qcrd_bench.discriminator import flip_labels
+
+    pairs = [("x", f"r{i}", i % 2) for i in range(40)]
+    flipped = flip_labels(pairs, 0.25, random.Random(0))
+    assert sum(a[2] != b[2] for a, b in zip(pairs, flipped)) == 10
+    assert flip_labels(pairs, 0.0, random.Random(0)) == pairs

@@ -207,7 +207,9 @@ def generator_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def params_hash(params: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(generator_params(params), sort_keys=True).encode()).hexdigest()[:12]
+    """The data's identity: the generator's parameters and what the label is."""
+    identity = {**generator_params(params), "target": params["target"]}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def generate_splits(params: dict[str, Any]) -> dict[str, list[Problem]]:
