@@ -14,8 +14,9 @@ where; the label is:
 - ``irrelevant-step``: as valid, plus a true statement that is not part of the chain (a
   person's start, or a distractor event worked out correctly for one of its people, either
   side of a transfer);
-- ``unfaithful-right-answer``: the final count is right, but some number in the text is
-  wrong (a result the next step does not use, a wrong start, a false statement);
+- ``unfaithful-right-answer``: the final count is right, but something in the text is
+  wrong or unreadable (a result the next step does not use, a wrong start, a false
+  statement, a sentence that is neither a step nor a count);
 - and, when the final count is wrong, by the first error along the chain:
   ``uses-distractor`` (a step takes a distractor event's number, or applies a distractor
   event to the asked person's count), ``wrong-operation`` (a step adds where it should
