@@ -126,7 +126,7 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedToken
     )
 
 
-def train_word_tokenizer(texts: list[str], vocab_size: int = 2048, numbers: range = range(0, 1000)
+def train_word_tokenizer(texts: list[str], vocab_size: int = 2048, numbers: range = range(0, 100)
                          ) -> PreTrainedTokenizerFast:
     """A word-level tokenizer for generated tasks: every word, number and punctuation mark is
     one token, so a student reads "38" as one symbol rather than learning to spell it.  The
