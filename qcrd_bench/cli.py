@@ -461,16 +461,21 @@ def list_(kind, plugins_dir):
     for current in [kind] if kind else KINDS:
         click.echo(f"{current}:")
         if current == "presets":
-            for name, preset in PRESETS.items():
-                click.echo(f"  {name:<16} student {preset['student']['name']}, {preset['train']['steps']} steps")
-            continue
-        registry = getattr(catalog, current)
-        for name in registry.names():
-            item = registry.get(name)
-            text = item.description
-            if current == "methods":
-                text += f"  [{', '.join(f'{s}={c}' for s, c in item.slots().items())}]"
-            click.echo(f"  {name:<16} {text}  ({registry.owners[name]})")
+            rows = [(name, f"student {preset['student']['name']}, {preset['train']['steps']} steps")
+                    for name, preset in PRESETS.items()]
+        else:
+            registry = getattr(catalog, current)
+            rows = [(name, _describe(current, registry.get(name)) + f"  ({registry.owners[name]})")
+                    for name in registry.names()]
+        width = max(len(name) for name, _ in rows)  # the longest name still leaves a gap
+        for name, text in rows:
+            click.echo(f"  {name:<{width}}  {text}")
+
+
+def _describe(kind: str, item) -> str:
+    if kind == "methods":
+        return item.description + f"  [{', '.join(f'{s}={c}' for s, c in item.slots().items())}]"
+    return item.description
 
 
 @main.command(context_settings=CONTEXT)

@@ -119,3 +119,12 @@ def test_bad_tracking_store_is_one_line(mirror, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("run", "-m", "finetune", "-t", "svamp", *SMOKE, "--tracking-uri", "nosuchscheme://x")
     assert result.exit_code == 2 and "error: tracking store 'nosuchscheme://x'" in result.output
+
+
+def test_list_keeps_a_gap_after_the_longest_name():
+    lines = invoke("list", "negatives").output.splitlines()[1:]
+    width = max(len(line.split()[0]) for line in lines)
+    for line in lines:
+        name = line.split()[0]
+        assert line[2 + len(name):2 + width + 2].strip() == "", line  # at least two spaces before the text
+    assert any(line.split()[0] == "teacher+self-play" for line in lines)
