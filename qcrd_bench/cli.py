@@ -317,34 +317,49 @@ def _int_list(option: str, text: str) -> list[int]:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; anything but 127.0.0.1 exposes the runs to the network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-def ui(tracking_uri, host, port):
-    """Serve the MLflow UI for the tracking store (Ctrl-C stops it).
+@click.option("--open", "open_browser", is_flag=True, help="Open the runs table in the default web browser.")
+def ui(tracking_uri, host, port, open_browser):
+    """Serve the MLflow UI for the tracking store (Ctrl-C stops it) and print the link to
+    the runs table of the newest experiment, with the method, task, seed and accuracy
+    columns shown.
 
     Experiments: qcrd-bench/<task> for single runs, qcrd-bench/suite/<name> and
-    qcrd-bench/ablate for sweeps (children nested under their parent),
+    qcrd-bench/ablate for sweeps (children nested under their parent: the + beside it),
     qcrd-bench/<task>/teach for rationale sets.
 
     \b
-    Example:
-      qcrd-bench ui --port 5001
+    Examples:
+      qcrd-bench ui
+      qcrd-bench ui --port 5001 --open
+      qcrd-bench ui --tracking-uri sqlite:///runs/mlflow.db
     """
-    import os
-
     from .errors import QcrdError
-    from .tracking import server_command
+    import tempfile
+
+    from .tracking import check_port, last_output_line, newest_runs_link, serve, server_command
     from .tracking import tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         raise Failure(f"--tracking-uri {uri}: that is already a server; open it in a browser")
     try:
-        command, env = server_command(uri, host, port)
+        server_command(uri, host, port)  # a missing store is refused before anything starts
+        check_port(host, port)
+        link = newest_runs_link(uri, f"http://{host}:{port}")
+        click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop); starting …")
+        # The server's own log (startup notes, deprecation warnings) is kept out of the way.
+        with tempfile.TemporaryFile() as log, _terminate_as_interrupt(), serve(uri, host, port, log) as server:
+            click.echo(f"runs: {link}")  # once the server answers, so that the link works
+            if open_browser:
+                import webbrowser
+
+                webbrowser.open(link)
+            status = server.process.wait()
+            raise Failure(f"the MLflow server stopped by itself (exit status {status}): {last_output_line(log)}")
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
-    sys.stdout.flush()
-    # Become the server: a signal to this process (Ctrl-C, SIGTERM) then reaches it directly.
-    os.execve(command[0], command, env)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the server was stopped on the way out
+        pass
 
 
 @main.command(context_settings=CONTEXT)
