@@ -76,10 +76,14 @@ def main() -> None:
     \b
     Examples:
       qcrd-bench run --method dss --task svamp --preset smoke
+      qcrd-bench ui
       qcrd-bench list methods
       qcrd-bench data check
       qcrd-bench plugins
     """
+    from .console import quiet_third_party
+
+    quiet_third_party()
 
 
 @main.command(context_settings=CONTEXT)
@@ -158,12 +162,13 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
 
     try:
         sweep = {"mlflow.parentRunId": child_of, "qcrd.variant": variant or method, "qcrd.child_key": child_key}
+        uri = resolve_uri(tracking_uri)
         with _terminate_as_interrupt():
-            summary = execute(catalog, config, resolve_uri(tracking_uri), experiment,
+            summary = execute(catalog, config, uri, experiment,
                               extra_tags={k: v for k, v in sweep.items() if v} if child_of else None)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    _echo_summary(summary, as_json)
+    _echo_summary(summary, as_json, uri)
 
 
 def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bool) -> None:
@@ -186,22 +191,23 @@ def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bo
             summary = execute(catalog, config, uri, experiment, resume=run_id)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    _echo_summary(summary, as_json)
+    _echo_summary(summary, as_json, uri)
 
 
-def _echo_summary(summary: dict | None, as_json: bool) -> None:
+def _echo_summary(summary: dict | None, as_json: bool, uri: str) -> None:
+    from .describe import SMOKE_NOTE, result_line
     from .runner import dumps
+    from .tracking import browse_hint
 
     if summary is None:  # a process other than the main one of a multi-process run
         return
     if as_json:
         click.echo(dumps(summary))
-    else:
-        click.echo(f"run {summary['run_id']} in experiment {summary['experiment']}: "
-                   f"test/accuracy {summary['test/accuracy']:.4f} (best step {summary['best/step']}), "
-                   f"final/test_accuracy {summary['final/test_accuracy']:.4f}, "
-                   f"test/accuracy_flexible {summary['test/accuracy_flexible']:.4f}, "
-                   f"eval/parse_rate {summary['eval/parse_rate']:.4f}")
+        return
+    click.echo(f"run {summary['run_id']} in experiment {summary['experiment']}: {result_line(summary)}")
+    if summary["smoke"]:
+        click.echo(f"note: {SMOKE_NOTE}")
+    click.echo(f"browse: {browse_hint(uri, summary['experiment_id'])}")
 
 
 @main.command(context_settings=CONTEXT)

@@ -111,6 +111,8 @@ def test_crash_during_training_marks_the_run_failed(mirror, tracking_uri, monkey
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
     [run] = runs_in(tracking_uri)
     assert run.info.status == "FAILED"
+    # Its description, written when it opened, says what to do (a smoke run keeps no checkpoint).
+    assert "If it stops before it finishes, run the command again" in run.data.tags["mlflow.note.content"]
     # The run's SIGTERM handler is gone with it: a process forked later in this one is killable.
     assert signal.getsignal(signal.SIGTERM) is before
 
