@@ -297,14 +297,24 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
                               plugins_dir=plugins_dir, ray=ray)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    for key, value in sorted(result["aggregates"].items()):
-        if key.endswith("_mean"):
-            std = result["aggregates"][key[:-5] + "_std"]
-            n = int(result["aggregates"][key[:-5] + "_n"])
-            click.echo(f"  {key[:-len('/test/accuracy_mean')]:<40} {100 * value:.1f} ± {100 * std:.1f}  (n={n})")
+    _echo_sweep(result, uri)
+
+
+def _echo_sweep(result: dict, uri: str) -> None:
+    """A sweep's results, then what to run next."""
+    from .describe import SMOKE_NOTE, aggregate_lines
+    from .tracking import browse_hint
+
+    click.echo(f"parent run {result['parent_run_id']} ({result['name']}): {result['ran']} ran, "
+               f"{result['skipped']} already finished")
+    for line in aggregate_lines(result["aggregates"]):
+        click.echo(line)
+    if result["smoke"]:
+        click.echo(f"note: {SMOKE_NOTE}")
+    click.echo(f"report: {result['report']}")
+    click.echo(f"browse: {browse_hint(uri, result['experiment_id'])}")
     if result["failed"]:
         raise Failure(f"{len(result['failed'])} child run(s) failed: {', '.join(result['failed'])}")
-    click.echo(f"parent run {result['parent_run_id']}: {result['ran']} ran, {result['skipped']} already finished")
 
 
 def _names(text: str) -> list[str]:
