@@ -111,7 +111,9 @@ def main() -> None:
 @plugins_dir_option
 def run(method, task, student, teacher, preset, seed, limit, sets, config_file, tracking_uri, experiment,
         dry_run, as_json, resume, child_of, variant, child_key, plugins_dir):
-    """Train and evaluate one method on one task, tracked as one MLflow run.
+    """Train and evaluate one method on one task, tracked as one MLflow run.  Phases and
+    bars go to stderr; the result (in percent, each metric named) and the link to browse
+    the run (`qcrd-bench ui`) to stdout.
 
     \b
     Examples:
@@ -246,7 +248,8 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
 
     Re-running the same grid resumes it: cells with a FINISHED child are skipped (more
     seeds can be added later under the same parent).  A failing cell is reported and the
-    sweep goes on; the parent then ends FAILED.
+    sweep goes on; the parent then ends FAILED.  Each cell prints its result and run id as
+    it ends; the sweep ends with its results and the `qcrd-bench report` command to run next.
 
     \b
     Examples:

@@ -30,7 +30,7 @@ def test_help_does_not_import_heavy_libraries():
 
 
 def test_help_has_examples():
-    for command in ([], ["run"], ["list"], ["plugins"]):
+    for command in ([], ["run"], ["list"], ["plugins"], ["ui"], ["ablate"]):
         result = invoke(*command, "--help")
         assert result.exit_code == 0 and "Example" in result.output
 

@@ -112,7 +112,7 @@ def test_the_link_opens_the_runs_table_with_the_sweep_nested_and_its_accuracy(pa
     cell = page.locator(f'[role=row][row-id="{child.get_attribute("row-id")}"] [col-id="metrics.`test/accuracy`"]')
     assert re.fullmatch(r"\d+(\.\d+)?", cell.inner_text().strip()), cell.inner_text()
     assert page.locator("[role=row]", has_text="finetune-svamp-s0").count() >= 1
-    _screenshot(page, "ui-runs.png")
+    _screenshot(page, "ui-runs.png", height=400)  # the table's rows, not the empty page below
 
 
 def test_a_run_shows_its_result_in_its_description_and_its_predictions_as_a_table(page, link, runs):
@@ -148,8 +148,9 @@ def _tidy(page) -> None:
             button.first.click()
 
 
-def _screenshot(page, name: str) -> None:
+def _screenshot(page, name: str, height: int | None = None) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         time.sleep(1)  # the last cells settle
-        page.screenshot(path=str(Path(SCREENSHOTS) / name))
+        clip = {"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height} if height else None
+        page.screenshot(path=str(Path(SCREENSHOTS) / name), clip=clip)
