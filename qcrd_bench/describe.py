@@ -83,7 +83,9 @@ def run_description(config: dict, tags: dict[str, Any], summary: dict[str, Any],
     else:
         report = report_command(uri, experiment=summary["experiment"], smoke=smoke)
         compare = f"compare it with the experiment's other runs: `{report}`"
-    lines += [f"Predictions: the Artifacts tab, `predictions/test.json`; {compare}."]
+    # MLflow sorts the Model metrics tab's sections by name, so the single values come first.
+    lines += [f"Predictions: the Artifacts tab, `predictions/test.json`; {compare}. Curves: the Model metrics "
+              f"tab, sections `train` and `val` (the sections above them hold single values)."]
     return "\n".join(lines)
 
 

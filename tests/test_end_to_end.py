@@ -53,6 +53,7 @@ def test_run_is_tracked(method, mirror, tracking_uri):
     description = tags["mlflow.note.content"]
     assert description.startswith(f"**test/accuracy {100 * summary['test/accuracy']:.1f}%** at the best-validation step")
     assert "Note: a smoke run" in description and "qcrd-bench report --experiment qcrd-bench/svamp" in description
+    assert "Curves: the Model metrics tab, sections `train` and `val`" in description
     assert abs((run.info.end_time - run.info.start_time) / 1000 - metrics["time/run_seconds"]) < 2
     view = json.loads(client.get_experiment(run.info.experiment_id).tags["mlflow.sharedViewState.qcrd-bench"])
     assert view["selectedColumns"][:3] == ["metrics.`test/accuracy`", "metrics.`best/val_accuracy`",
