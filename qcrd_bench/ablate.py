@@ -19,6 +19,8 @@ Suites are YAML files (``benchmarks/suites/<name>.yaml``)::
       - {method: dss, teacher: mcc-kd}
       - {method: qcrd, teacher: mcc-kd, set: {train.steps: 1000}}
     vary: {}                          # optional: {key: [values]}, crossed with every variant
+    teachers: {}                      # optional: {name: {key: value}}, crossed with every variant
+                                      # whose method has a teacher (label dss[teacher=NAME])
     set: {}                           # optional: settings for every cell
 """
 
@@ -141,8 +143,9 @@ def cell_settings(grid: Grid, variant: Variant) -> dict[str, Any]:
     return {**grid.sets, **dict(variant.sets)}
 
 
-def load_suite(name: str) -> Grid:
-    """A suite by name (``benchmarks/suites/<name>.yaml``) or by path."""
+def load_suite(name: str, catalog: Catalog | None = None) -> Grid:
+    """A suite by name (``benchmarks/suites/<name>.yaml``) or by path.  ``catalog`` tells
+    which methods have a teacher, for a suite that crosses its variants with ``teachers``."""
     import yaml
 
     candidates = [Path(name)] if name.endswith((".yaml", ".yml")) else [d / f"{name}.yaml" for d in SUITE_DIRS]
@@ -154,24 +157,45 @@ def load_suite(name: str) -> Grid:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read suite: {exc}") from None
-    return grid_from_spec(spec, path)
+    return grid_from_spec(spec, path, catalog)
 
 
-def grid_from_spec(spec: Any, where: Path | str) -> Grid:
+def grid_from_spec(spec: Any, where: Path | str, catalog: Catalog | None = None) -> Grid:
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: a suite is a mapping (name, tasks, seeds, variants, ...)")
-    unknown = set(spec) - {"name", "description", "preset", "tasks", "seeds", "variants", "vary", "set", "baseline",
-                           "limit"}
+    unknown = set(spec) - {"name", "description", "preset", "tasks", "seeds", "variants", "vary", "teachers", "set",
+                           "baseline", "limit"}
     if unknown:
         raise ConfigError(f"{where}: unknown suite field(s) {', '.join(sorted(unknown))}")
     for required in ("name", "tasks", "seeds", "variants"):
         if not spec.get(required):
             raise ConfigError(f"{where}: field {required!r} is required")
     variants = [_variant(item, where) for item in spec["variants"]]
+    if spec.get("teachers"):
+        variants = cross_teachers(variants, spec["teachers"], where, catalog)
     return Grid(variants=cross(variants, {k: list(v) for k, v in (spec.get("vary") or {}).items()}),
                 tasks=[str(t) for t in spec["tasks"]], seeds=[int(s) for s in spec["seeds"]],
                 preset=spec.get("preset"), limit=spec.get("limit"), sets=dict(spec.get("set") or {}),
                 suite=str(spec["name"]), baseline=str(spec.get("baseline") or ""))
+
+
+def cross_teachers(variants: list[Variant], teachers: Any, where, catalog: Catalog | None) -> list[Variant]:
+    """Each variant whose method has a teacher, once per named teacher setting (label
+    ``dss[teacher=dynamic]``); a variant without one (finetune) stays as it is."""
+    if not isinstance(teachers, dict) or not all(isinstance(v, dict) or v is None for v in teachers.values()):
+        raise ConfigError(f"{where}: 'teachers' maps a name to teacher settings, e.g. "
+                          f"{{clean: {{}}, dynamic: {{teacher.p_dynamic: 0.4}}}}")
+    if catalog is None:
+        raise ConfigError(f"{where}: a suite with 'teachers' needs the plugin catalog to be loaded")
+    out = []
+    for variant in variants:
+        if catalog.methods.get(variant.method).teacher == "none":
+            out.append(variant)
+            continue
+        for name, settings in teachers.items():
+            out.append(Variant(f"{variant.label}[teacher={name}]", variant.method,
+                               variant.sets + tuple((settings or {}).items())))
+    return out
 
 
 def _variant(item: Any, where) -> Variant:

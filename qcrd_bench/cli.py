@@ -272,7 +272,7 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
         seed_list = _int_list("--seeds", seeds) if seeds else None
         common = dict(parse_set(item) for item in sets)
         if suite:
-            grid = load_suite(suite)
+            grid = load_suite(suite, catalog)
             grid.seeds = seed_list or grid.seeds
             grid.sets.update(common)
             grid.preset = preset or grid.preset
@@ -437,7 +437,7 @@ def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri
     click.echo(f"rationale set {summary['path']} (sha256 of content {summary['checksum'][:12]}), "
                f"run {summary['run_id']}")
     for key in ("questions", "samples", "parse_rate", "sample_accuracy", "majority_accuracy", "agreement",
-                "completion_tokens", "requests", "retries", "concurrency", "samples_per_s", "seconds"):
+                "valid_frac", "completion_tokens", "requests", "retries", "concurrency", "samples_per_s", "seconds"):
         if f"teacher/{key}" in summary:
             value = summary[f"teacher/{key}"]
             click.echo(f"  {key:<18} {value:.4f}" if isinstance(value, float) and value < 10 else
@@ -456,8 +456,9 @@ def teach(task, teacher, samples, temperature, limit, sets, output, tracking_uri
 def report(experiment, run_id, suite, out, baseline, include_smoke, tracking_uri):
     """Compare methods from the tracking store: a results table (mean ± std over seeds,
     with the paper's numbers beside ours), paired differences against a baseline with
-    95% intervals, and plots.  Writes README.md, results.csv, differences.csv and PNGs to
-    reports/<name>/ and, for a parent run, logs them to it under report/.
+    95% intervals, and plots.  Writes README.md, results.csv, differences.csv (and, where runs
+    logged ground truth from a rationale checker, components.csv) and PNGs to reports/<name>/
+    and, for a parent run, logs them to it under report/.
 
     \b
     Examples:

@@ -112,9 +112,18 @@ class Component:
 
 
 class Task(Component):
-    """A dataset, its model input text and its answer scoring."""
+    """A dataset, its model input text and its answer scoring.
+
+    A task whose rationales come from a teacher of its own (a generated task) names it in
+    ``default_teacher``: it replaces the published teacher a method names (never ``none``),
+    after the method's defaults and before the preset.  ``default_preset`` is the preset a
+    run of the task gets when none is given.  A task that can check a rationale against
+    its question (``check_rationale``, a label such as ``valid``) gets ground-truth
+    diagnostics in every run."""
 
     prompt: ClassVar[PromptTemplate | None] = None  # how prompted teachers ask (None: not supported)
+    default_teacher: ClassVar[str | None] = None
+    default_preset: ClassVar[str | None] = None
 
     def prompt_input(self, example: Example, params: dict[str, Any]) -> str:
         """The question as a prompted teacher sees it (default: the model input)."""
@@ -145,6 +154,15 @@ class Task(Component):
         """An answer (as ``extract_answer`` returns it) written as a training target that
         ``parse_answer`` reads back: how a teacher's answer becomes a label."""
         return str(answer)
+
+    def rationale_answer(self, text: str) -> Any:
+        """The answer a rationale reaches (default: the flexible reading of it, e.g. its
+        last number); ``test/rationale_answer_accuracy`` compares it with gold."""
+        return self.parse_answer_flexible(text)
+
+    # A task with a checker also defines
+    #   check_rationale(example, text, params) -> str   one of its labels, "valid" when right
+    # (see plugins/qcrd_plugins/tasks/synth_check.py); ``params`` are the task's parameters.
 
 
 class Teacher(Component):
@@ -186,9 +204,13 @@ class Discriminator(Component):
 
     ``session`` returns an object with ``scores(inputs: list[str], rationales: list[str])``
     -> tensor [N] (differentiable w.r.t. its own parameters), ``parameters()`` (empty
-    when it does not learn) and ``pretrain(context, log)``; one that learns also has
-    ``state_dict()`` / ``load_state_dict(state)`` for checkpoints.
+    when it does not learn), ``step(lr_scale)`` and ``pretrain(log)``; one that learns also has
+    ``state_dict()`` / ``load_state_dict(state)`` for checkpoints.  ``session`` returns None
+    for "no judge": every rationale then weighs 1 in both terms of the loss.
+    ``learns`` says whether its session has an optimizer of its own (mixed precision checks it).
     """
+
+    learns: ClassVar[bool] = True
 
     def session(self, context: "TrainContext", params: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -227,6 +249,11 @@ class Loss(Component):
     def max_new_tokens(self, cfg: dict) -> int:
         """How many tokens evaluation decodes from the label-side input."""
         return cfg["eval"]["max_new_tokens"]
+
+    def rationale_text(self, output: str) -> str | None:
+        """The rationale in a decoded label-side output, for a loss that trains none on the
+        ``explain:`` side (default: None, no rationale)."""
+        return None
 
     def __call__(self, inputs: "LossInputs", params: dict[str, Any]) -> "LossOutput":
         raise NotImplementedError

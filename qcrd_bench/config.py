@@ -62,6 +62,10 @@ CORE = {
         "max_new_tokens": 64,
         "val_limit": 0,  # >0: validate on the first N validation examples only
         "samples_logged": 20,  # predictions/rationales shown in the run's sample table
+        # The student's own rationales are decoded for the first N test questions (0: all) to
+        # measure what they reach (test/rationale_answer_accuracy, and test/rationale_valid on
+        # tasks with a checker).
+        "rationale_limit": 1000,
     },
     "output": {
         "save_model": False,  # log the best-validation student as an artifact
@@ -96,6 +100,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "max_input_length": 128, "max_target_length": 64},
         "eval": {"batch_size": 64, "max_new_tokens": 32},
     },
+    # The controlled testbed (task synth-arith, its default preset): a T5 built from a config
+    # with a word-level tokenizer, trained from scratch in minutes on a CPU.
+    "synth": {
+        "student": {"name": "t5-mini", "tokenizer": "word"},
+        "discriminator": {"pretrain_steps": 100},
+        "train": {"steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_every": 250,
+                  "log_every": 25, "iteration_steps": 100, "checkpoint_every": 250, "max_input_length": 128,
+                  "max_target_length": 64},
+        "eval": {"batch_size": 256, "max_new_tokens": 8},
+    },
     # The paper's setting (DSS hyperparameters): needs a GPU and the Hugging Face hub.
     "paper": {
         "student": {"name": "google/t5-v1_1-base"},
@@ -111,7 +125,7 @@ POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.grad_accum", "
             "eval.batch_size", "eval.max_new_tokens")
 NON_NEGATIVE = ("seed", "limit", "train.weight_decay", "train.warmup_steps", "train.max_grad_norm",
                 "train.iteration_steps", "train.group_by_length", "train.checkpoint_every",
-                "eval.val_limit", "eval.samples_logged")
+                "eval.val_limit", "eval.samples_logged", "eval.rationale_limit")
 CHOICES = {"train.mixed_precision": ("no", "bf16", "fp16")}
 
 
@@ -225,20 +239,24 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
     ``{dotted key: value}`` maps; the CLI layer includes options like --seed.
     ``file_name`` (the --config file) is named in errors about keys from it."""
     recipe = catalog.methods.get(method)
-    catalog.tasks.get(task)
-    preset = preset or DEFAULT_PRESET
+    task_component = catalog.tasks.get(task)
+    preset = preset or task_component.default_preset or DEFAULT_PRESET
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; {did_you_mean(preset, PRESETS)}")
 
     base_choice = {"method": method, "preset": preset, "task.name": task,
                    **{f"{slot}.name": name for slot, name in recipe.slots().items()}}
+    task_layer = {}
+    if task_component.default_teacher and recipe.teacher != "none":
+        task_layer["teacher.name"] = task_component.default_teacher
     layers = [
         ("method " + method, dict(recipe.defaults)),
+        ("task " + task, task_layer),
         ("preset " + preset, flatten(PRESETS[preset])),
         ("--config" + (f" {file_name}" if file_name else ""), dict(file_layer or {})),
         ("command line", dict(cli_layer or {})),
     ]
-    for where, layer in layers[2:]:
+    for where, layer in layers[3:]:
         for key in ("method", "preset", "task.name"):
             if key in layer:
                 option = {"task.name": "--task"}.get(key, f"--{key}")
@@ -271,6 +289,7 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
         if config[slot]["name"] in registry:
             registry.get(config[slot]["name"]).check(config[slot])
     _check_iterations(catalog, config)
+    _check_precision(catalog, config)
     return config
 
 
@@ -341,6 +360,18 @@ def _unknown_key(catalog: Catalog, key: str, where: str, merged: dict[str, Any],
                            f"{did_you_mean(slot, sections)}")
     candidates = [k for k in schema if k.split(".")[0] == slot] if param else [k for k in schema if "." not in k]
     return ConfigError(f"unknown config key {key!r} (from {where}); {did_you_mean(key, candidates)}")
+
+
+def _check_precision(catalog: Catalog, config: dict) -> None:
+    """fp16 needs a gradient scaler on every optimizer, and accelerate's scales only the
+    student's: a learning judge's gradients would stay scaled and its overflow steps would
+    not be skipped."""
+    discriminator = catalog.discriminators.get(config["discriminator"]["name"])
+    if (config["train"]["mixed_precision"] == "fp16" and discriminator.learns
+            and catalog.losses.get(config["loss"]["name"]).uses_negatives):
+        raise ConfigError(f"train.mixed_precision=fp16 is not supported with discriminator "
+                          f"{discriminator.name!r}, which trains outside accelerate's gradient scaler; "
+                          f"use bf16 or no")
 
 
 def _schema(catalog: Catalog, merged: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ then updated online by the run's L_D.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 from typing import Any, Callable
@@ -16,7 +17,11 @@ from torch import nn
 
 from .components import TrainContext
 from .errors import ConfigError
-from .students import autocast
+from .students import seeded, autocast
+
+# The judge's own random stream is seeded apart from the run's global one (seed + 1 is the
+# trainer's selection generator).
+JUDGE_SEED_OFFSET = 2
 
 
 class EncoderMaxPool(nn.Module):
@@ -53,14 +58,55 @@ def hidden_size(encoder: nn.Module) -> int:
     return getattr(config, "hidden_size", None) or config.d_model
 
 
+class OwnRandomState:
+    """A random stream of the judge's own.  Torch's dropout draws from the global generator,
+    which the student's dropout and the self-play sampling also draw from: the judge's
+    forward passes run on this stream instead, so adding a judge leaves the student's
+    random numbers as they were."""
+
+    def __init__(self, seed: int, device):
+        self.device = torch.device(device)
+        with torch.random.fork_rng(devices=self._cuda()):
+            torch.manual_seed(seed)
+            self.states = self._capture()
+
+    def _cuda(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _capture(self) -> dict[str, torch.Tensor]:
+        states = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
+    @contextlib.contextmanager
+    def active(self):
+        """Run a block on this stream; the global generators are restored after it."""
+        with torch.random.fork_rng(devices=self._cuda()):
+            torch.set_rng_state(self.states["cpu"])
+            if "cuda" in self.states:
+                torch.cuda.set_rng_state(self.states["cuda"], self.device)
+            yield
+            self.states = self._capture()
+
+    def state_dict(self) -> dict[str, bytes]:
+        # Bytes, not tensors: a checkpoint keeps each process's own stream (distributed.local_part).
+        return {k: bytes(v.cpu().numpy().tobytes()) for k, v in self.states.items()}
+
+    def load_state_dict(self, state: dict[str, bytes]) -> None:
+        self.states = {k: torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in state.items()}
+
+
 class DiscriminatorSession:
     """A trainable encoder-maxpool judge for one run."""
 
     def __init__(self, context: TrainContext, params: dict[str, Any]):
         self.context, self.params = context, params
         encoder, self.tokenizer = load_encoder(params["encoder"], context)
-        torch.manual_seed(context.config["seed"])  # the head's initialisation follows the run's seed
-        self.module = EncoderMaxPool(encoder, hidden_size(encoder)).to(context.device)
+        seed = context.config["seed"]
+        with seeded(seed):  # the head's initialisation follows the run's seed, leaving the run's stream alone
+            self.module = EncoderMaxPool(encoder, hidden_size(encoder)).to(context.device)
+        self.rng = OwnRandomState(seed + JUDGE_SEED_OFFSET, context.device)
         # Trains from the start (dropout on), whether or not it is pre-trained: a pretrained
         # encoder loads in eval mode, and a resumed run skips pre-training.
         self.module.train()
@@ -86,7 +132,7 @@ class DiscriminatorSession:
         for start in range(0, len(order), chunk):
             batch = self.tokenizer.pad({"input_ids": [pairs[i] for i in order[start:start + chunk]]},
                                        return_tensors="pt").to(self.context.device)
-            with autocast(self.context.config, self.context.device):
+            with autocast(self.context.config, self.context.device), self.rng.active():
                 parts.append(self.module(batch["input_ids"], batch["attention_mask"]).float())
         inverse = torch.empty(len(order), dtype=torch.long, device=self.context.device)
         inverse[torch.tensor(order, device=self.context.device)] = torch.arange(len(order), device=self.context.device)
@@ -102,8 +148,9 @@ class DiscriminatorSession:
         """Apply the gradient the run's L_D left on the judge's parameters.
 
         L_D reaches only the judge, and AdamW's step does not depend on the loss's scale,
-        so the paper's decaying weight α3·0.9^t is applied as ``lr_scale`` = 0.9^t on
-        the judge's learning rate (α3 itself only sets L_D's share of the logged total)."""
+        so the paper's decay of α3 by 0.9 per iteration is applied once, here, as
+        ``lr_scale`` = 0.9^t on the judge's learning rate, and not to the loss as well
+        (METHOD.md §3; α3 itself only sets L_D's share of the logged total)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.params["lr"] * lr_scale
         torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
@@ -111,15 +158,19 @@ class DiscriminatorSession:
         self.optimizer.zero_grad()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"module": self.module.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.load_state_dict(state["rng"])
 
     def pretrain(self, log: Callable[[dict[str, float], int], None]) -> None:
-        """At most ``pretrain_steps`` BCE steps on teacher positives vs (augmented) negatives."""
+        """At most ``pretrain_steps`` BCE steps on teacher positives vs (augmented) negatives,
+        a ``pretrain_label_noise`` share of whose labels is flipped (a deliberately worse judge)."""
         pairs = pretraining_pairs(self.context, random.Random(self.context.config["seed"]))
+        pairs = flip_labels(pairs, self.params["pretrain_label_noise"], random.Random(self.context.config["seed"] + 2))
         steps = self.params["pretrain_steps"]
         if not pairs or steps == 0:
             return
@@ -153,6 +204,12 @@ def pretraining_pairs(context: TrainContext, rng: random.Random) -> list[tuple[s
     return positives + negatives
 
 
+def flip_labels(pairs: list[tuple[str, str, int]], rate: float, rng: random.Random) -> list[tuple[str, str, int]]:
+    """``pairs`` with the label of a ``rate`` share of them (chosen at random) flipped."""
+    flipped = set(rng.sample(range(len(pairs)), round(rate * len(pairs)))) if rate else set()
+    return [(x, r, 1 - label if i in flipped else label) for i, (x, r, label) in enumerate(pairs)]
+
+
 def corrupt(text: str, rng: random.Random, vocabulary: list[str], mask: str, replace: bool,
             rate: float = 0.3) -> str:
     """Word masking (or replacement by random corpus words) of ``rate`` of the words."""
@@ -165,29 +222,14 @@ def corrupt(text: str, rng: random.Random, vocabulary: list[str], mask: str, rep
     return " ".join(words)
 
 
-class ConstantSession:
-    """s ≡ 1: the 'no quality judge' ablation."""
-
-    def __init__(self, context: TrainContext):
-        self.device = context.device
-
-    def parameters(self):
-        return []
-
-    def scores(self, inputs: list[str], rationales: list[str]) -> torch.Tensor:
-        return torch.ones(len(rationales), device=self.device)
-
-    def step(self, lr_scale: float = 1.0) -> None:
-        pass
-
-    def pretrain(self, log) -> None:
-        pass
-
-
 def check_params(params: dict[str, Any]) -> None:
     for key in ("pretrain_steps", "rationale_tokens"):
         if params[key] < 0:
             raise ConfigError(f"discriminator.{key}: must be >= 0, got {params[key]}")
+    if not 0 <= params["pretrain_label_noise"] <= 1:
+        raise ConfigError(f"discriminator.pretrain_label_noise: a share in [0, 1], got {params['pretrain_label_noise']}")
+    if not 0 < params["update_fraction"] <= 1:
+        raise ConfigError(f"discriminator.update_fraction: a share in (0, 1], got {params['update_fraction']}")
     for key in ("lr", "batch_size", "max_length", "score_batch_size"):
         if params[key] <= 0:
             raise ConfigError(f"discriminator.{key}: must be > 0, got {params[key]}")

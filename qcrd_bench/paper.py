@@ -1,9 +1,10 @@
 """The QCRD paper's published accuracies (%), as data, for reports to print beside ours.
 
 Source: ``docs/method.md`` §4 (arXiv 2405.13014: Tables 1, 2, 4, 5, the negative-
-strategies table and Fig. 4).  These are the only numbers in a report not read from the
-tracking store.  Keys are our method / variant names: the paper's "Single-Task" is
-``cot``, its ablation rows are the ``qcrd-*`` variants (README, Named variants).
+strategies table and Fig. 4); §2 and §3 for the teacher behind them (``TEACHERS``).  These
+are the only numbers in a report not read from the tracking store.  Keys are our method /
+variant names: the paper's "Single-Task" is ``cot``, its ablation rows are the ``qcrd-*``
+variants (README, Named variants).
 """
 
 from __future__ import annotations
@@ -61,6 +62,39 @@ DATA_SIZE = {
     ("dss", "esnli"): (90.22, 90.19, 90.11, 90.09),
     ("qcrd", "esnli"): (90.22, 90.22, 90.21, 90.26),
 }
+
+
+@dataclass(frozen=True)
+class PaperTeacher:
+    """Whose rationales a family of the paper's numbers was trained on, as METHOD.md says."""
+
+    name: str  # the teacher as METHOD.md names it, or UNKNOWN
+    where: str  # where METHOD.md says so, or that it does not
+    ours: tuple[str, ...] = ()  # our `qcrd.teacher` names for exactly these rationales
+    nearest: tuple[str, ...] = ()  # ours that come closest, by assumption (other samples or prompt)
+
+
+UNKNOWN = "unknown"
+_NOT_SAID = PaperTeacher(UNKNOWN, "METHOD.md §2 and §4 do not say")
+
+# The teacher behind each method family's published numbers (Tables 1, 2, 4, 5, the
+# negatives table, Fig. 4).  The paper's ablation rows are QCRD's, with QCRD's teacher.
+TEACHERS = {
+    "finetune": PaperTeacher("none (gold labels only)", "METHOD.md §2", ours=("none",)),
+    "cot": _NOT_SAID,
+    "dss": _NOT_SAID,
+    "mi": _NOT_SAID,
+    # METHOD.md §3: K = 5 samples at temperature 0.7 per question from GPT-3.5-turbo.  The
+    # nearest set here is MCC-KD's published ChatGPT samples of SVAMP: the same kind of model,
+    # but not the paper's samples, prompt or K; that it is the same model is an assumption.
+    "qcrd": PaperTeacher("GPT-3.5-turbo samples (K = 5, τ = 0.7)", "METHOD.md §3", nearest=("mcc-kd",)),
+}
+
+
+def teacher(variant: str) -> PaperTeacher:
+    """The teacher behind the paper's numbers for one of our variants (UNKNOWN if not recorded)."""
+    return TEACHERS.get("qcrd" if variant in SVAMP_STUDIES else variant,
+                        PaperTeacher(UNKNOWN, "`qcrd_bench/paper.py` records none"))
 
 
 @dataclass(frozen=True)

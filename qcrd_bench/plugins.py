@@ -43,6 +43,7 @@ BUILTIN_MODULES = (
     "qcrd_plugins.llm_teachers",
     "qcrd_plugins.hf_teacher",
     "qcrd_plugins.published",
+    "qcrd_plugins.synthetic_teacher",
     "qcrd_plugins.filters",
     "qcrd_plugins.negatives",
     "qcrd_plugins.discriminators",

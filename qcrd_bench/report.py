@@ -2,9 +2,11 @@
 
 Selects runs (a sweep's children, a suite's newest sweep, or a whole experiment), groups
 them by (variant, task, config hash) with one run per seed, and writes ``README.md``
-(the results table, paired differences against a baseline, plots, notes),
-``results.csv``, ``differences.csv`` and PNG plots.  Every number in it is read from
-the store, except the paper's, which come from :mod:`qcrd_bench.paper` (METHOD.md §4).
+(the results table, paired differences against a baseline, on a task with a rationale
+checker the components measured against its labels, plots, notes), ``results.csv``,
+``differences.csv``, ``components.csv`` (where there are components) and PNG plots.
+Every number in it is read from the store, except the paper's, which come from
+:mod:`qcrd_bench.paper` (METHOD.md §4).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import shlex
 import statistics
 import tempfile
+import textwrap
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,13 +29,95 @@ from .errors import ConfigError, QcrdError
 from .tracking import Store, StoredRun, tracking_uri
 
 PRIMARY = "test/accuracy"
+# The answer read from the student's own rationale (its last result), on a task with a checker:
+# compared like PRIMARY where both sides of a pair logged it.
+RATIONALE_ANSWER = "test/rationale_answer_accuracy"
+PAIRED = (PRIMARY, RATIONALE_ANSWER)
+COVERAGE = "data/rationale_coverage"  # share of training questions with a rationale (after the positive filter)
 METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "eval/parse_rate", "best/val_accuracy")
 SKIP_KINDS = ("teach", "ablate")
 SCORED = "negatives/scored_samples.json"
 SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs it
+# The sources a scored rationale is labelled with, in the order (and so the colours) of every
+# score panel; POOLED stands for the negatives of an older table that has no source column.
+SOURCES = ("teacher positive", "teacher negative", "student negative")
+POOLED = "negatives (source not logged)"
 # Everything the report writes: removed first, so a plot skipped this time leaves no stale file.
-OUTPUTS = ("README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png",
-           "train_fraction.png", "loss_terms.png")
+OUTPUTS = ("README.md", "results.csv", "differences.csv", "components.csv", "val_curves.png", "score_densities.png",
+           "score_by_truth.png", "reliability.png", "diagnostics.png", "train_fraction.png", "noise.png",
+           "loss_terms.png")
+# The varied setting whose points the noise plot puts on its x axis: `qcrd[teacher=dynamic]`.
+TEACHER = "teacher"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A per-step metric of the judge or the negatives, and what it means."""
+
+    key: str
+    meaning: str
+    unit: bool = False  # a share or score in [0, 1]: drawn on a fixed 0–1 axis, so saturation shows
+
+
+# The diagnostics figure: one panel each, for the runs that logged it (add a line to add one).
+DIAGNOSTICS = (
+    Diagnostic("train/neg_active_frac", "share of the examples with negatives whose negative term is non-zero: a "
+               "negative it uses has CE < δ and a judge weight 1 − s_neg > 0 (MinMax uses the negative of highest "
+               "CE, so every negative must be below δ)", unit=True),
+    Diagnostic("train/score_pos", "the judge's mean score of the batch's positives", unit=True),
+    Diagnostic("train/score_neg", "the judge's mean score of the batch's negatives", unit=True),
+    Diagnostic("train/disc_acc", "the judge's accuracy at 0.5 (positives above, negatives at or below)", unit=True),
+    Diagnostic("train/margin", "mean CE of the chosen negative minus that of the chosen positive (token-mean "
+               "nats; all of them under Mean and W-mean)"),
+    # Against ground truth: logged only on a task with a rationale checker (synth-arith).
+    Diagnostic("train/judge_auroc", "AUROC of the judge's scores of the rationales the checker labels `valid` "
+               "against those it does not, over each iteration's batches (0.5: chance; 1: every valid one above "
+               "every other)", unit=True),
+    Diagnostic("train/neg_student_invalid_frac", "share of the batch's self-play (student) negatives that the "
+               "checker labels not `valid`: a valid negative pushes the student away from a right rationale",
+               unit=True),
+)
+
+
+@dataclass(frozen=True)
+class Component:
+    """A column of the components table: a ground-truth metric (the checker's labels), reduced
+    to one value per run: ``last`` (its final value), ``first`` or ``mean`` over its steps."""
+
+    header: str  # in README.md
+    key: str
+    reduce: str
+    column: str  # in components.csv
+    meaning: str
+
+
+# The components table (a group is a row where it logged any of these or a label share).
+COMPONENTS = (
+    Component("teacher valid", "teacher/valid_frac", "last", "teacher_valid_frac",
+              "share of the training questions' teacher samples that the checker labels `valid`"),
+    Component("filter prec.", "filter/precision", "last", "filter_precision",
+              "share of the positives the filter kept that are valid"),
+    Component("filter recall", "filter/recall", "last", "filter_recall",
+              "share of the valid samples that the filter kept as positives"),
+    Component("teacher neg. invalid", "negatives/teacher_invalid_frac", "last", "negatives_teacher_invalid_frac",
+              "share of the teacher negatives (the samples outside the majority) that are not valid"),
+    Component("student neg. invalid", "train/neg_student_invalid_frac", "mean", "train_neg_student_invalid_frac_mean",
+              "share of a batch's self-play negatives that are not valid, averaged over each run's log steps"),
+    Component("judge AUROC first", "train/judge_auroc", "first", "train_judge_auroc_first",
+              "AUROC (× 100; 50 is chance) of the judge's scores of valid against not-valid rationales over the "
+              "first iteration's batches"),
+    Component("judge AUROC last", "train/judge_auroc", "last", "train_judge_auroc_last", "the same, last iteration"),
+    Component("rationale valid", "test/rationale_valid", "last", "test_rationale_valid",
+              "share of the test questions whose own `explain:` rationale checks valid"),
+    Component("rationale → answer", RATIONALE_ANSWER, "last", "test_rationale_answer_accuracy",
+              "accuracy of the answer read from that rationale (its last result) against gold"),
+)
+# Share of each checker label, in components.csv: `teacher/label/<label>`, `test/rationale_label/<label>`.
+LABEL_PREFIXES = ("teacher/label/", "test/rationale_label/")
+# Loss terms that measure the same quantity in every objective that writes them the same
+# way (`L_pred`: the label's cross-entropy from `predict: x`), so their curves may share an
+# axis across objectives; every other loss curve shares one only within one objective.
+SHARED_TERMS = ("train/loss_pred",)
 # Rows follow the paper: its methods, then its ablations, then anything else by name.
 ORDER = ("finetune", "cot", "dss", "mi", "qcrd", *paper.SVAMP_STUDIES)
 
@@ -87,6 +172,8 @@ class Difference:
     base: Group
     seeds: list[str]
     diffs: list[float]  # percentage points, one per shared seed
+    metric: str = PRIMARY
+    why: str = ""  # how ``base`` was chosen, where it is not the group's own setting of the baseline
 
     @property
     def mean(self) -> float | None:
@@ -103,10 +190,35 @@ class Difference:
 
 
 @dataclass
+class ComponentRow:
+    """A group's ground-truth metrics: by Component.column, and by metric key for the label
+    shares, the value of each run that logged it, in %."""
+
+    group: Group
+    values: dict[str, list[float]]
+
+
+@dataclass
 class Plot:
     title: str
     file: str | None  # None: skipped, ``note`` says why
     note: str = ""
+
+
+@dataclass(frozen=True)
+class VariantOrder:
+    """The variants in the sweep's order: the parent's ``variants`` param, then any other
+    in the results table's order.  ``source`` says which, for the report's text."""
+
+    labels: tuple[str, ...]
+    source: str
+
+    def rank(self, variant: str) -> int:
+        return self.labels.index(variant) if variant in self.labels else len(self.labels)
+
+    def settings(self, key: str) -> list[str]:
+        """The values of varied setting ``key`` in the labels, in order, each once."""
+        return list(dict.fromkeys(v for v in (setting_of(label, key) for label in self.labels) if v is not None))
 
 
 @dataclass
@@ -117,6 +229,8 @@ class Report:
     baseline: str | None
     baseline_why: str
     differences: list[Difference]
+    order: VariantOrder = VariantOrder((), "the results table's order")
+    components: list[ComponentRow] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
 
 
@@ -129,7 +243,9 @@ def make_report(*, experiment: str | None = None, run_id: str | None = None, sui
     selection = select(store, experiment, run_id, suite, include_smoke)
     groups, replaced = group_runs(selection.runs)
     chosen, why = choose_baseline(baseline, selection.parent, groups)
-    report = Report(selection, groups, replaced, chosen, why, differences(groups, chosen) if chosen else [])
+    order = variant_order(selection.parent, groups)
+    paired = [d for metric in PAIRED for d in differences(groups, chosen, order, metric)] if chosen else []
+    report = Report(selection, groups, replaced, chosen, why, paired, order, component_rows(store, groups))
     folder = Path(out) if out else Path("reports") / selection.name
     _check_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,10 +255,12 @@ def make_report(*, experiment: str | None = None, run_id: str | None = None, sui
     # leaves the previous report whole rather than half replaced.
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as tmp:
         stage = Path(tmp)
-        report.plots = make_plots(store, groups, stage)
+        report.plots = make_plots(store, groups, stage, order)
         (stage / "README.md").write_text(markdown(report, command, uri), encoding="utf-8")
         write_results_csv(groups, stage / "results.csv")
         write_differences_csv(report.differences, stage / "differences.csv")
+        if report.components:
+            write_components_csv(report.components, stage / "components.csv")
         for name in OUTPUTS:
             (folder / name).unlink(missing_ok=True)
         for made in stage.iterdir():
@@ -258,11 +376,40 @@ def split_label(label: str) -> tuple[str, tuple[str, ...]]:
     return (found.group(1), tuple(p for p in found.group(2).split(",") if p)) if found else (label, ())
 
 
+def split_labels(text: str) -> list[str]:
+    """A comma-separated list of labels (a parent's ``variants`` param), where a label's
+    ``[...]`` may hold commas of its own: ``a[x=1,y=2],b`` → ["a[x=1,y=2]", "b"]."""
+    labels, depth, current = [], 0, ""
+    for char in text:
+        if char == "," and depth == 0:
+            labels.append(current)
+            current = ""
+            continue
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        current += char
+    return [found.strip() for found in [*labels, current] if found.strip()]
+
+
+def setting_of(label: str, key: str) -> str | None:
+    """The value of varied setting ``key`` in a label (``qcrd[teacher=dynamic]``, "teacher"
+    → "dynamic"), or None where the label does not vary it."""
+    for part in split_label(label)[1]:
+        name, sep, value = part.partition("=")
+        if sep and name == key:
+            return value
+    return None
+
+
+def without_setting(label: str, key: str) -> str:
+    """The label with varied setting ``key`` removed: ``qcrd[teacher=dynamic]`` → ``qcrd``."""
+    base, point = split_label(label)
+    rest = [p for p in point if p.partition("=")[0] != key]
+    return base + (f"[{','.join(rest)}]" if rest else "")
+
+
 def without_fraction(label: str) -> str:
     """The label with a varied ``task.train_fraction`` removed (the fraction is read from params)."""
-    base, point = split_label(label)
-    rest = [p for p in point if not p.startswith("task.train_fraction=")]
-    return base + (f"[{','.join(rest)}]" if rest else "")
+    return without_setting(label, "task.train_fraction")
 
 
 def _safe_name(name: str) -> str:
@@ -321,27 +468,79 @@ def is_baseline(group: Group, baseline: str) -> bool:
     return baseline in (group.variant, split_label(group.variant)[0])
 
 
-def differences(groups: list[Group], baseline: str) -> list[Difference]:
-    """Each non-baseline group against a baseline group of the same task, preset and train
-    fraction, paired by seed.  The baseline group is the one labelled exactly ``baseline``,
-    else the one with the same varied settings (``qcrd[task.train_fraction=0.5]`` pairs with
-    ``dss[task.train_fraction=0.5]``); among several, the one sharing the most seeds."""
-    result = []
+def variant_order(parent: StoredRun | None, groups: list[Group]) -> VariantOrder:
+    listed = split_labels(parent.params.get("variants", "")) if parent is not None else []
+    labels = tuple(dict.fromkeys([*listed, *(g.variant for g in groups)]))
+    return VariantOrder(labels, "the order of the parent run's `variants` param" if listed
+                        else "the results table's order")
+
+
+def differences(groups: list[Group], baseline: str, order: VariantOrder | None = None,
+                metric: str = PRIMARY) -> list[Difference]:
+    """Each non-baseline group against a baseline group (see ``baseline_group``), paired by
+    seed, in ``metric``; for a metric other than PRIMARY, only where both groups logged it."""
+    result, order = [], order or variant_order(None, groups)
     for group in groups:
         if is_baseline(group, baseline):
             continue
-        point = split_label(group.variant)[1]
-        candidates = [b for b in groups if is_baseline(b, baseline) and b.task == group.task
-                      and b.preset == group.preset and b.train_fraction == group.train_fraction
-                      and (b.variant == baseline or split_label(b.variant)[1] == point)]
-        if not candidates:
+        found = baseline_group(group, groups, baseline, order)
+        if found is None:
             continue
-        base = max(candidates, key=lambda b: (b.variant == baseline, len(set(b.seeds) & set(group.seeds)),
-                                              b.runs[0].start_time))
-        shared = [s for s in group.seeds if s in base.by_seed]
-        diffs = [100 * (group.by_seed[s].metrics[PRIMARY] - base.by_seed[s].metrics[PRIMARY]) for s in shared]
-        result.append(Difference(group, base, shared, diffs))
+        base, why = found
+        if metric != PRIMARY and not all(any(metric in r.metrics for r in g.runs) for g in (group, base)):
+            continue
+        shared = [s for s in group.seeds
+                  if s in base.by_seed and metric in group.by_seed[s].metrics and metric in base.by_seed[s].metrics]
+        diffs = [100 * (group.by_seed[s].metrics[metric] - base.by_seed[s].metrics[metric]) for s in shared]
+        result.append(Difference(group, base, shared, diffs, metric, why))
     return result
+
+
+def baseline_group(group: Group, groups: list[Group], baseline: str,
+                   order: VariantOrder) -> tuple[Group, str] | None:
+    """(the baseline group ``group`` is compared with, how it was chosen where that is not
+    obvious), or None.  It has the same task, preset and train fraction, and is the one
+    labelled exactly ``baseline`` or else the one with the same varied settings
+    (``qcrd[teacher=dynamic]`` pairs with ``dss[teacher=dynamic]``); among several, the one
+    sharing the most seeds.  A group that varies nothing (``finetune`` in a sweep that
+    crosses the other methods with teachers), where the baseline has no plain group, pairs
+    with the baseline's setting that comes first in ``order``."""
+    point = split_label(group.variant)[1]
+    same = [b for b in groups if is_baseline(b, baseline) and b.task == group.task and b.preset == group.preset
+            and b.train_fraction == group.train_fraction]
+    candidates = [b for b in same if b.variant == baseline or split_label(b.variant)[1] == point]
+    if candidates:
+        return max(candidates, key=lambda b: (b.variant == baseline, len(set(b.seeds) & set(group.seeds)),
+                                              b.runs[0].start_time)), ""
+    if point or not same:
+        return None
+    base = min(same, key=lambda b: (order.rank(b.variant), -len(set(b.seeds) & set(group.seeds))))
+    return base, (f"`{_cell(group.variant)}` varies no setting and no plain `{_cell(baseline)}` group ran, so it "
+                  f"is paired with `{_cell(base.variant)}`, the first `{_cell(baseline)}` setting in "
+                  f"{order.source}")
+
+
+def component_rows(store: Store, groups: list[Group]) -> list[ComponentRow]:
+    """A row per group that logged any ground-truth metric (COMPONENTS, LABEL_PREFIXES)."""
+    rows = []
+    for group in groups:
+        values = {c.column: component_values(store, group, c) for c in COMPONENTS}
+        labels = sorted({k for r in group.runs for k in r.metrics if k.startswith(LABEL_PREFIXES)})
+        values.update({key: group.values(key) for key in labels})
+        if any(values.values()):
+            rows.append(ComponentRow(group, values))
+    return rows
+
+
+def component_values(store: Store, group: Group, component: Component) -> list[float]:
+    """The component of each run that logged it, in %."""
+    if component.reduce == "last":
+        return group.values(component.key)
+    found = []
+    for run in (r for r in group.runs if component.key in r.metrics):
+        steps = [v for _, v in store.history(run.run_id, component.key)] or [run.metrics[component.key]]
+        found.append(100 * (steps[0] if component.reduce == "first" else statistics.mean(steps)))
+    return found
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -357,6 +556,42 @@ def paper_values(group: Group) -> tuple[paper.PaperValue | None, paper.PaperValu
             paper.lookup(name, group.task, "t5-small", group.train_fraction))
 
 
+def teacher_note(group: Group) -> str | None:
+    """Why the paper's numbers beside the group may rest on other rationales than its runs'
+    (``qcrd.teacher``), or None where they do not or the row shows no paper number."""
+    if not any(paper_values(group)):
+        return None
+    name = without_fraction(group.variant)
+    known = paper.teacher(name)
+    ours = sorted({r.tags.get("qcrd.teacher", "?") for r in group.runs})
+    used = f"`{_cell(name)}` trained on {', '.join(f'`{_cell(t)}`' for t in ours)}"
+    if known.name == paper.UNKNOWN:
+        return f"{used}; the teacher behind the paper's numbers for it is not known ({known.where})."
+    if set(ours) <= set(known.ours):
+        return None
+    paper_used = f"the paper's numbers for it used {known.name}, per {known.where}"
+    if set(ours) <= set(known.ours + known.nearest):
+        return f"{used}; {paper_used}. These are the nearest set here, by assumption: not the paper's own samples."
+    nearest = f"; the nearest set here is {', '.join(f'`{t}`' for t in known.nearest)}" if known.nearest else ""
+    return f"{used}, but {paper_used}{nearest}."
+
+
+def teacher_notes(groups: list[Group]) -> dict[int, tuple[str, str]]:
+    """(marker, note) by ``id(group)``: one numbered marker per distinct note."""
+    markers: dict[str, str] = {}
+    found = {}
+    for g in groups:
+        note = teacher_note(g)
+        if note:
+            marker = markers.setdefault(note, _superscript(len(markers) + 1))
+            found[id(g)] = (marker, note)
+    return found
+
+
+def _superscript(number: int) -> str:
+    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
 # Writing
 
 def markdown(report: Report, command: str, uri: str) -> str:
@@ -370,6 +605,8 @@ def markdown(report: Report, command: str, uri: str) -> str:
         lines += ["", *sweep_origin(sel.parent)]
     lines += ["", *results_section(report.groups)]
     lines += ["", *differences_section(report)]
+    if report.components:
+        lines += ["", *components_section(report.components)]
     lines += ["", *plots_section(report.plots)]
     lines += ["", *notes_section(report)]
     return "\n".join(lines) + "\n"
@@ -389,8 +626,13 @@ def results_section(groups: list[Group]) -> list[str]:
     lines = ["## Results", "",
              "Accuracy in %, mean ± sample std over seeds (one run per seed; the newest where a seed repeats); "
              "↑ higher is better. `teacher` is where the runs' rationales came from (`none`: the method "
-             "uses none). `config` is the runs' `qcrd.config_hash` (the resolved config without the seed): "
-             "rows with different hashes are different settings. `test acc.` is `test/accuracy` at the best "
+             "uses none). `rationales` is `data/rationale_coverage`: the share of training questions left with at "
+             "least one rationale after the positive filter (under `self-consistency`, one in the majority), "
+             "mean over the runs (– where the runs used none); the other questions train without a rationale "
+             "target. A superscript on `teacher` points to a note under Notes: the paper's numbers beside that "
+             "row were not trained on the same rationales as ours, or METHOD.md does not say whose they were. "
+             "`config` is the runs' `qcrd.config_hash` (the resolved config without the seed): rows with "
+             "different hashes are different settings. `test acc.` is `test/accuracy` at the best "
              "validation step, `final` is `final/test_accuracy`, `flexible` is `test/accuracy_flexible`, "
              "`parse` is `eval/parse_rate`.",
              "",
@@ -401,16 +643,18 @@ def results_section(groups: list[Group]) -> list[str]:
              "(`paper` preset: T5-v1.1-base, 10k steps; `cpu`: MiniLM; `smoke`: a tiny T5), so a gap is not by "
              "itself a failed reproduction.",
              "",
-             "| method | task | teacher | preset | train | config | n | seeds | test acc. ↑ | final ↑ | flexible ↑ "
-             "| parse | paper T5-base | paper T5-small |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | task | teacher | rationales | preset | train | config | n | seeds | test acc. ↑ | final ↑ "
+             "| flexible ↑ | parse | paper T5-base | paper T5-small |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = teacher_notes(groups)
     for g in groups:
         base, small = paper_values(g)
-        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`", g.preset or "–",
-                 f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)), " ".join(g.seeds),
-                 fmt_mean_std(g.values(PRIMARY)),
+        marker = f" {notes[id(g)][0]}" if id(g) in notes else ""
+        cells = [f"`{_cell(g.variant)}`", g.task, f"`{_cell(g.teacher)}`{marker}", fmt_mean(g.values(COVERAGE)),
+                 g.preset or "–", f"{g.train_fraction:.0%}", f"`{g.config_hash}`", str(len(g.runs)),
+                 " ".join(g.seeds), fmt_mean_std(g.values(PRIMARY)),
                  fmt_mean_std(g.values("final/test_accuracy")), fmt_mean_std(g.values("test/accuracy_flexible")),
-                 fmt_mean(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
+                 fmt_mean_std(g.values("eval/parse_rate")), fmt_paper(base), fmt_paper(small)]
         lines.append("| " + " | ".join(cells) + " |")
     if len({g.task for g in groups}) > 1:
         lines += ["", *pivot(groups)]
@@ -440,19 +684,86 @@ def differences_section(report: Report) -> list[str]:
                 "Pass `--baseline VARIANT` to compare against one."]
     lines = [f"## Paired differences vs `{_cell(report.baseline)}`", "",
              f"Baseline: {report.baseline_why}. Per seed, Δ = method − baseline in `{PRIMARY}` (percentage points), "
-             "paired with the baseline's run of the same seed on the same task, preset and train fraction; mean Δ "
-             "and a 95% t-interval (mean ± t₀.₉₇₅,ₙ₋₁ · s/√n) over the pairs.", ""]
+             "paired with the baseline's run of the same seed on the same task, preset and train fraction and, where "
+             "the labels vary settings, the same settings (`qcrd[teacher=dynamic]` against `dss[teacher=dynamic]`); "
+             "mean Δ and a 95% t-interval (mean ± t₀.₉₇₅,ₙ₋₁ · s/√n) over the pairs. Under each table, a line per "
+             "comparison reads its numbers: a method beats or trails the baseline where the interval excludes 0.", ""]
     if not report.differences:
-        return lines + ["No group has a baseline group of the same task, preset and train fraction."]
-    lines += ["| method | task | config | baseline config | pairs | seeds | mean Δ (pp) | 95% CI (pp) |",
-              "|---|---|---|---|---|---|---|---|"]
-    for d in report.differences:
+        return lines + ["No group has a baseline group of the same task, preset, train fraction and settings."]
+    for metric in PAIRED:
+        found = [d for d in report.differences if d.metric == metric]
+        if not found:
+            continue
+        if metric != PRIMARY:
+            lines += ["", f"### The same in `{metric}`", "",
+                      "The answer read from the student's own rationale (its last result) against gold, for the pairs "
+                      "whose both sides logged it: on a task with a rationale checker the label head may gain nothing "
+                      "from rationales while the rationale head does.", ""]
+        lines += differences_table(found) + ["", *(f"- {reading(d, report.groups)}" for d in found)]
+    return lines
+
+
+def differences_table(diffs: list[Difference]) -> list[str]:
+    lines = ["| method | baseline | task | config | baseline config | pairs | seeds | mean Δ (pp) | 95% CI (pp) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for d in diffs:
         interval = d.interval()
         ci = (f"[{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else
               "no interval (n < 2)" if d.diffs else "no shared seeds")
         mean = f"{d.mean:+.2f}" if d.diffs else "–"
-        lines.append(f"| `{_cell(d.group.variant)}` | {d.group.task} | `{d.group.config_hash}` | "
-                     f"`{d.base.config_hash}` | {len(d.diffs)} | {' '.join(d.seeds) or '–'} | {mean} | {ci} |")
+        lines.append(f"| `{_cell(d.group.variant)}` | `{_cell(d.base.variant)}` | {d.group.task} | "
+                     f"`{d.group.config_hash}` | `{d.base.config_hash}` | {len(d.diffs)} | {' '.join(d.seeds) or '–'} "
+                     f"| {mean} | {ci} |")
+    return lines
+
+
+def reading(d: Difference, groups: list[Group]) -> str:
+    """One sentence that reads a paired difference from its numbers alone."""
+    method, base = _name(d.group, groups), _name(d.base, groups)
+    if len({g.task for g in groups}) > 1:
+        method += f" on {d.group.task}"
+    why = f" ({d.why}.)" if d.why else ""
+    if not d.diffs:
+        return f"{method} and {base} share no seed: no difference.{why}"
+    interval = d.interval()
+    if interval is None:
+        return (f"{method} is {_signed(d.mean)} pp against {base} on seed {d.seeds[0]} alone: with one pair there is "
+                f"no interval, so this does not tell them apart.{why}")
+    ci = f"95% CI {_signed(interval[0])} to {_signed(interval[1])}"
+    if interval[0] > 0:
+        return f"{method} beats {base} by {_signed(d.mean)} pp ({ci}).{why}"
+    if interval[1] < 0:
+        return f"{method} trails {base} by {_signed(d.mean)} pp ({ci}).{why}"
+    return f"{method} cannot be told apart from {base} (mean Δ {_signed(d.mean)} pp; {ci} includes 0).{why}"
+
+
+def _name(group: Group, groups: list[Group]) -> str:
+    """The group's variant, with its config hash where another group on its task has the same variant."""
+    twins = [g for g in groups if g.variant == group.variant and g.task == group.task]
+    return f"`{_cell(group.variant)}`" + (f" (`{group.config_hash}`)" if len(twins) > 1 else "")
+
+
+def _signed(value: float) -> str:
+    """+2.10, −1.20 (a minus sign, as in running text)."""
+    return f"{value:+.2f}".replace("-", "−")
+
+
+def components_section(rows: list[ComponentRow]) -> list[str]:
+    lines = ["## Components against ground truth", "",
+             "On a task with a rationale checker every rationale has a label (`valid`, or what is wrong with it), so "
+             "each part of a method can be measured against the truth and not only through the final accuracy. One "
+             "row per setting that logged any of it; in %, mean ± sample std over seeds, – where not logged. "
+             + " ".join(f"`{c.header}` (`{c.key}`{', mean' if c.reduce == 'mean' else ''}): {c.meaning}."
+                        for c in COMPONENTS)
+             + " `components.csv` has the same, with the share of each checker label (`teacher/label/<label>`, "
+               "`test/rationale_label/<label>`).", "",
+             "| method | task | config | n | " + " | ".join(c.header for c in COMPONENTS) + " |",
+             "|---|---|---|---|" + "---|" * len(COMPONENTS)]
+    for row in rows:
+        g = row.group
+        cells = [f"`{_cell(g.variant)}`", g.task, f"`{g.config_hash}`", str(len(g.runs)),
+                 *(fmt_mean_std(row.values[c.column]) for c in COMPONENTS)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -484,14 +795,21 @@ def notes_section(report: Report) -> list[str]:
             if len(found) > 1:
                 lines.append(f"- `{_cell(g.variant)}` on {g.task} (`{g.config_hash}`) mixes `{tag}` values "
                              f"{', '.join(found)}: its seeds did not all train on the same rationales.")
+    for marker, note in dict.fromkeys(teacher_notes(report.groups).values()):
+        lines.append(f"- {marker} {note}")
     if report.baseline:
         unmatched = {id(d.group) for d in report.differences}
         for g in report.groups:
             if not is_baseline(g, report.baseline) and id(g) not in unmatched:
-                lines.append(f"- No `{_cell(report.baseline)}` runs with the preset and train fraction of "
-                             f"`{_cell(g.variant)}` on {g.task} (`{g.config_hash}`): no paired difference.")
+                lines.append(f"- No `{_cell(report.baseline)}` runs with the preset, train fraction and varied "
+                             f"settings of `{_cell(g.variant)}` on {g.task} (`{g.config_hash}`): no paired "
+                             "difference.")
+    if not report.components:
+        lines.append("- No run logged a ground-truth metric (" + ", ".join(f"`{c}`" for c in
+                     dict.fromkeys(c.key for c in COMPONENTS)) + "; only runs on a task with a rationale checker "
+                     "do): no components table, no `components.csv`.")
     lines.append("- Every number above is read from the tracking store, except the paper columns "
-                 "(`qcrd_bench/paper.py`, from METHOD.md §4).")
+                 "(`qcrd_bench/paper.py`, from METHOD.md §4) and the paper's teachers in the notes (from §2, §3).")
     return lines
 
 
@@ -523,35 +841,60 @@ def fmt_paper(value: paper.PaperValue | None) -> str:
 
 
 def write_results_csv(groups: list[Group], path: Path) -> None:
-    header = ["method", "task", "teacher", "preset", "train_fraction", "config_hash", "n", "seeds", "run_ids"]
+    header = ["method", "task", "teacher", "rationale_coverage_mean_pct", "rationale_coverage_n", "preset",
+              "train_fraction", "config_hash", "n", "seeds", "run_ids"]
     for metric in METRICS:
         stem = metric.replace("/", "_")
         header += [f"{stem}_mean_pct", f"{stem}_std_pct", f"{stem}_n"]
-    header += ["paper_t5_base_pct", "paper_t5_base_source", "paper_t5_small_pct", "paper_t5_small_source"]
+    header += ["paper_t5_base_pct", "paper_t5_base_source", "paper_t5_small_pct", "paper_t5_small_source",
+               "paper_teacher", "teacher_note"]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for g in groups:
-            row = [g.variant, g.task, g.teacher, g.preset, g.train_fraction, g.config_hash, len(g.runs),
-                   " ".join(g.seeds), " ".join(r.run_id for r in g.runs)]
+            coverage = g.values(COVERAGE)
+            row = [g.variant, g.task, g.teacher, _num(mean_std(coverage)[0]), len(coverage), g.preset,
+                   g.train_fraction, g.config_hash, len(g.runs), " ".join(g.seeds), " ".join(r.run_id for r in g.runs)]
             for metric in METRICS:
                 values = g.values(metric)
                 mean, std = mean_std(values)
                 row += [_num(mean), _num(std), len(values)]
             for value in paper_values(g):
                 row += [_num(value.value if value else None), value.source if value else ""]
+            row += [paper.teacher(without_fraction(g.variant)).name if any(paper_values(g)) else "",
+                    teacher_note(g) or ""]
             writer.writerow(row)
 
 
 def write_differences_csv(diffs: list[Difference], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["method", "task", "config_hash", "baseline", "baseline_config_hash", "pairs", "seeds",
-                         "mean_diff_pp", "ci95_low_pp", "ci95_high_pp"])
+        writer.writerow(["metric", "method", "task", "config_hash", "baseline", "baseline_config_hash", "pairs",
+                         "seeds", "mean_diff_pp", "ci95_low_pp", "ci95_high_pp"])
         for d in diffs:
             interval = d.interval() or (None, None)
-            writer.writerow([d.group.variant, d.group.task, d.group.config_hash, d.base.variant, d.base.config_hash,
-                             len(d.diffs), " ".join(d.seeds), _num(d.mean), _num(interval[0]), _num(interval[1])])
+            writer.writerow([d.metric, d.group.variant, d.group.task, d.group.config_hash, d.base.variant,
+                             d.base.config_hash, len(d.diffs), " ".join(d.seeds), _num(d.mean), _num(interval[0]),
+                             _num(interval[1])])
+
+
+def write_components_csv(rows: list[ComponentRow], path: Path) -> None:
+    labels = sorted({key for row in rows for key in row.values if key.startswith(LABEL_PREFIXES)})
+    columns = [(c.column, c.column) for c in COMPONENTS] + [(key, key.replace("/", "_")) for key in labels]
+    header = ["method", "task", "teacher", "config_hash", "n", "seeds"]
+    for _, stem in columns:
+        header += [f"{stem}_mean_pct", f"{stem}_std_pct", f"{stem}_n"]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            g = row.group
+            cells = [g.variant, g.task, g.teacher, g.config_hash, len(g.runs), " ".join(g.seeds)]
+            for key, _ in columns:
+                values = row.values.get(key, [])
+                mean, std = mean_std(values)
+                cells += [_num(mean), _num(std), len(values)]
+            writer.writerow(cells)
 
 
 def _num(value: float | None) -> str:
@@ -567,9 +910,12 @@ def _float(text: str | None, default: float) -> float:
 
 # Plots
 
-def make_plots(store: Store, groups: list[Group], folder: Path) -> list[Plot]:
-    return [plot_val_curves(store, groups, folder), plot_score_densities(store, groups, folder),
-            plot_train_fraction(groups, folder), plot_loss_terms(store, groups, folder)]
+def make_plots(store: Store, groups: list[Group], folder: Path, order: VariantOrder) -> list[Plot]:
+    scored = read_scored(store, groups)
+    return [plot_val_curves(store, groups, folder), plot_score_densities(store, groups, folder, scored),
+            plot_score_by_truth(groups, scored, folder), plot_reliability(groups, scored, folder),
+            plot_diagnostics(store, groups, folder), plot_train_fraction(groups, folder),
+            plot_noise(groups, order, folder), plot_loss_terms(store, groups, folder)]
 
 
 def _pyplot():
@@ -581,9 +927,9 @@ def _pyplot():
     return plt
 
 
-def _figure(panels: int, title: str):
+def _figure(panels: int, title: str, cols: int = 3):
     plt = _pyplot()
-    cols = min(panels, 3)
+    cols = min(panels, cols)
     rows = math.ceil(panels / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
     for ax in axes.flat[panels:]:
@@ -656,28 +1002,125 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
     return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds.")
 
 
-def plot_loss_terms(store: Store, groups: list[Group], folder: Path) -> Plot:
-    title = "Loss terms over training"
-    keys = sorted({k for g in groups for r in g.runs for k in r.metrics if k.startswith("train/loss")})
-    if not keys:
-        return Plot(title, None, "no run logged `train/loss*` metrics.")
-    fig, axes = _figure(len(keys), "loss terms (mean over seeds)")
+def diagnostic_panels(groups: list[Group]) -> list[tuple[Diagnostic, list[Group]]]:
+    """(diagnostic, the groups that logged it) per panel of the diagnostics figure."""
+    panels = [(d, [g for g in groups if any(d.key in r.metrics for r in g.runs)]) for d in DIAGNOSTICS]
+    return [(d, members) for d, members in panels if members]
+
+
+def plot_diagnostics(store: Store, groups: list[Group], folder: Path) -> Plot:
+    """Whether QCRD's parts did anything: the judge's scores and accuracy, the negatives' margin
+    and how often their term was active, over training."""
+    title = "Judge and negatives diagnostics"
+    panels = diagnostic_panels(groups)
+    keys = ", ".join(f"`{d.key}`" for d in DIAGNOSTICS)
+    if not panels:
+        return Plot(title, None, f"no run logged {keys} (only methods with a judge or negatives do; the "
+                                  "ground-truth ones only on a task with a rationale checker).")
+    fig, axes = _figure(len(panels), "judge and negatives (mean ± std over seeds)")
     many_tasks = len({g.task for g in groups}) > 1
     colors = palette(label(g, groups, with_task=many_tasks) for g in groups)
-    for ax, key in zip(axes, keys):
+    for ax, (diagnostic, members) in zip(axes, panels):
+        for g in members:
+            name = label(g, groups, with_task=many_tasks)
+            _curve_panel(ax, *mean_curve(_histories(store, g, diagnostic.key)), name, colors[name])
+        if diagnostic.unit:
+            ax.set_ylim(-0.05, 1.05)
+        ax.set(title=diagnostic.key, xlabel="step")
+        ax.legend(fontsize=7)
+    shown = {d.key for d, _ in panels}
+    missing = [f"`{d.key}`" for d in DIAGNOSTICS if d.key not in shown]
+    note = ("One panel per metric, a line per setting that logged it (mean over seeds, shaded ± one sample std); "
+            "shares and scores on a fixed 0–1 axis. "
+            + " ".join(f"`{d.key}`: {d.meaning}." for d, _ in panels)
+            + " A judge that scores positives ≈ 1 and negatives ≈ 0 throughout is saturated: its weights in L_cl "
+              "(s_pos, 1 − s_neg) are then ≈ 1 everywhere, as without a judge."
+            + (f" No run logged {', '.join(missing)}." if missing else ""))
+    return Plot(title, _save(fig, folder / "diagnostics.png"), note)
+
+
+def objective(group: Group) -> str:
+    """The group's objective as its runs are tagged (``qcrd.loss``, a formula)."""
+    found = sorted({r.tags.get("qcrd.loss", "") for r in group.runs})
+    return " | ".join(found) if found != [""] else f"`{group.variant}`, no `qcrd.loss` tag"
+
+
+def loss_axis(group: Group, key: str) -> str:
+    """What the group's curve of loss metric ``key`` measures: curves share an axis only where
+    this is the same.  A term in SHARED_TERMS is its symbol as the formula writes it (with any
+    qualifier, e.g. ``L_pred[...]``); anything else, the total included, is the whole formula."""
+    formula = objective(group)
+    return (key in SHARED_TERMS and _term(key, formula)) or formula
+
+
+def _term(key: str, formula: str) -> str | None:
+    """The symbol of loss metric ``key`` (``train/loss_pred``: ``L_pred``) as ``formula`` first
+    writes it, with any qualifier (``L_pred[...]``); None where it does not."""
+    symbol = "L_" + key.removeprefix("train/loss_")
+    found = re.search(rf"(?<!\w){re.escape(symbol)}(?!\w)(\[[^\]]*\])?", formula)
+    return found.group(0) if found else None
+
+
+def loss_panels(groups: list[Group]) -> list[tuple[str, str, list[Group]]]:
+    """(metric, what it measures, the groups that logged it) per panel of the loss plot: one
+    panel per ``train/loss*`` metric and per distinct ``loss_axis``."""
+    keys = sorted({k for g in groups for r in g.runs for k in r.metrics if k.startswith("train/loss")})
+    panels: dict[tuple[str, str], list[Group]] = {}
+    for key in keys:
         for g in groups:
+            if any(key in r.metrics for r in g.runs):
+                panels.setdefault((key, loss_axis(g, key)), []).append(g)
+    return [(key, axis, members) for (key, axis), members in panels.items()]
+
+
+def plot_loss_terms(store: Store, groups: list[Group], folder: Path) -> Plot:
+    title = "Loss terms over training"
+    panels = loss_panels(groups)
+    if not panels:
+        return Plot(title, None, "no run logged `train/loss*` metrics.")
+    fig, axes = _figure(len(panels), "loss terms (mean ± std over seeds)")
+    many_tasks = len({g.task for g in groups}) > 1
+    colors = palette(label(g, groups, with_task=many_tasks) for g in groups)
+    for ax, (key, axis, members) in zip(axes, panels):
+        for g in members:
             histories = _histories(store, g, key)
             name = label(g, groups, with_task=many_tasks)
             if histories:
                 _curve_panel(ax, *mean_curve(histories), name, colors[name])
-        ax.set(title=key, xlabel="step")
+        shared = key in SHARED_TERMS and _term(key, axis) == axis
+        what = f"= {axis}" if key == "train/loss" else f"{axis}, in any objective" if shared else f"a term of {axis}"
+        ax.set_title(f"{key}\n{textwrap.fill(what, 60)}", fontsize=8)
+        ax.set(xlabel="step")
         ax.legend(fontsize=7)
-    return Plot(title, _save(fig, folder / "loss_terms.png"), f"Terms: {', '.join(f'`{k}`' for k in keys)}.")
+    keys = dict.fromkeys(key for key, _, _ in panels)
+    shared = ", ".join(f"`{k}`" for k in SHARED_TERMS)
+    note = ("One panel per metric and objective, so that one axis never holds different objectives: `train/loss` "
+            "(the total) and each term share a panel only among runs with the same `qcrd.loss` formula (the title's "
+            f"second line), except {shared}, which share one wherever the formula writes the term the same way "
+            "(a term with a qualifier, `L_pred[…]`, is another quantity and gets its own). "
+            f"Shaded: ± one sample std over seeds. Metrics: {', '.join(f'`{k}`' for k in keys)}.")
+    return Plot(title, _save(fig, folder / "loss_terms.png"), note)
 
 
-def plot_score_densities(store: Store, groups: list[Group], folder: Path) -> Plot:
-    """The paper's Fig. 6 as far as the runs logged it: discriminator scores of negatives."""
-    title = "Discriminator score densities (Fig. 6)"
+@dataclass
+class Scored:
+    """The scored-rationale tables (SCORED) with a score column, of each group's runs that have
+    any, by ``id(group)``; and the runs whose table could not be read, with why."""
+
+    tables: dict[int, list[dict[str, list]]]
+    unreadable: list[str]
+
+    def none_note(self) -> str:
+        """Why a plot of scores has nothing to draw, where no group has a table."""
+        return (f"could not read `{SCORED}` of {', '.join(self.unreadable)}." if self.unreadable else
+                f"no run logged `{SCORED}` (only methods with a discriminator and negatives do).")
+
+    def missing_note(self) -> str:
+        """The runs whose table could not be read, where a plot has others to draw."""
+        return f" Could not read the table of {', '.join(self.unreadable)}." if self.unreadable else ""
+
+
+def read_scored(store: Store, groups: list[Group]) -> Scored:
     scored, unreadable = {}, []
     for g in groups:
         tables = []
@@ -691,47 +1134,164 @@ def plot_score_densities(store: Store, groups: list[Group], folder: Path) -> Plo
         tables = [t for t in tables if t and t.get("score")]
         if tables:
             scored[id(g)] = tables
-    shown = [g for g in groups if id(g) in scored]
-    missing = f" Could not read the table of {', '.join(unreadable)}." if unreadable else ""
+    return Scored(scored, unreadable)
+
+
+def plot_score_densities(store: Store, groups: list[Group], folder: Path, scored: Scored | None = None) -> Plot:
+    """The paper's Fig. 6 as far as the runs logged it: discriminator scores of negatives."""
+    title = "Discriminator score densities (Fig. 6)"
+    scored = read_scored(store, groups) if scored is None else scored
+    shown = [g for g in groups if id(g) in scored.tables]
     if not shown:
-        return Plot(title, None, (f"could not read `{SCORED}` of {', '.join(unreadable)}." if unreadable else
-                                  f"no run logged `{SCORED}` (only methods with a discriminator and negatives do)."))
-    tasks = list(dict.fromkeys(g.task for g in shown))
-    fig, axes = _figure(len(tasks), "discriminator scores")
-    split = False
-    colors = palette(label(g, groups) for g in shown)
-    for ax, task in zip(axes, tasks):
-        for g in (g for g in shown if g.task == task):
-            color = colors[label(g, groups)]
-            for style, (source, scores) in zip(("-", "-.", ":", (0, (5, 1))) * 3,
-                                               _scores_by_source(scored[id(g)]).items()):
-                split = split or source is not None
-                name = f"{label(g, groups)}: {source or 'negatives'} (n={len(scores)})"
-                ax.hist(scores, bins=20, range=(0, 1), density=True, histtype="step", linewidth=1.4, label=name,
-                        color=color, linestyle=style)
-            positives = [v for r in g.runs for _, v in store.history(r.run_id, "train/score_pos")]
-            if positives:
-                ax.axvline(statistics.mean(positives), linestyle="--", linewidth=1, color=color,
-                           label=f"{label(g, groups)}: positives, mean train/score_pos")
-        ax.set(title=task, xlabel="discriminator score", ylabel="density")
+        return Plot(title, None, scored.none_note())
+    by_source = {id(g): _scores_by_source(scored.tables[id(g)]) for g in shown}
+    colors = source_colors(s for found in by_source.values() for s in found)
+    fig, axes = _figure(len(shown), "discriminator scores by source")
+    many_tasks = len({g.task for g in groups}) > 1
+    for ax, g in zip(axes, shown):
+        for source, scores in sorted(by_source[id(g)].items(), key=lambda item: list(colors).index(item[0])):
+            _density(ax, scores, colors[source], source)
+        positives = [v for r in g.runs for _, v in store.history(r.run_id, "train/score_pos")]
+        if positives:
+            ax.axvline(statistics.mean(positives), linestyle="--", linewidth=1, color=colors[SOURCES[0]],
+                       label="positives: mean of train/score_pos")
+        ax.set(title=label(g, groups, with_task=many_tasks), xlabel="discriminator score", ylabel="density")
         ax.legend(fontsize=7)
-    note = ("Histograms (density) of the `score` column of each run's `" + SCORED + "`, pooled over seeds"
-            + (", split by its source column (teacher positives, teacher negatives, student negatives)." if split
-               else ": the table (from an older run) does not say where a rationale came from, so teacher and "
-                    "student negatives are pooled.")
+    pooled = [label(g, groups, with_task=many_tasks) for g in shown if POOLED in by_source[id(g)]]
+    note = ("Histograms (density) of the `score` column of each run's `" + SCORED + "`, pooled over seeds, one "
+            "panel per setting, one colour per source in every panel (its `source` column: "
+            + ", ".join(SOURCES) + ")."
+            + (f" The tables of {', '.join(f'`{_cell(p)}`' for p in pooled)} (older runs) do not say where a "
+               f"rationale came from: their teacher and student negatives are pooled as '{POOLED}'." if pooled else "")
             + " The dashed line is the mean of `train/score_pos` (batch means of the positives' scores) over "
-              "training." + missing)
+              "training." + scored.missing_note())
     return Plot(title, _save(fig, folder / "score_densities.png"), note)
 
 
-def _scores_by_source(tables: list[dict[str, list]]) -> dict[str | None, list[float]]:
-    result: dict[str | None, list[float]] = defaultdict(list)
+def _density(ax, scores: list[float], color: str, name: str) -> None:
+    """A histogram (density) of scores in [0, 1], outlined, lightly filled, with its n in the legend."""
+    from matplotlib.colors import to_rgba
+
+    ax.hist(scores, bins=20, range=(0, 1), density=True, histtype="stepfilled", linewidth=1.4, edgecolor=color,
+            facecolor=to_rgba(color, 0.2), label=f"{name} (n={len(scores)})")
+
+
+# The two sides of a scored rationale's truth, in the by-truth plot (a colour-blind-safe pair).
+TRUTH_COLORS = {"valid": "#1b9e77", "not valid": "#d95f02"}
+
+
+def truth_rows(tables: list[dict[str, list]]) -> list[tuple[float, str]]:
+    """(score, the checker's label) of every row of the tables that have a ``truth`` column."""
+    rows = []
+    for table in (t for t in tables if "truth" in t):
+        for score, truth in zip(table["score"], table["truth"]):
+            if isinstance(score, (int, float)) and math.isfinite(score) and isinstance(truth, str):
+                rows.append((float(score), truth))
+    return rows
+
+
+def _no_truth_note(scored: Scored) -> str:
+    if not scored.tables:
+        return scored.none_note()
+    return (f"no run's `{SCORED}` has a `truth` column (the checker's label of each rationale: only runs on a task "
+            "with a rationale checker log one).")
+
+
+def plot_score_by_truth(groups: list[Group], scored: Scored, folder: Path) -> Plot:
+    """Fig. 6 split by truth: the judge's scores of the rationales the checker labels valid,
+    and of the others, whatever their source."""
+    title = "Discriminator scores by truth"
+    rows = {id(g): truth_rows(scored.tables.get(id(g), [])) for g in groups}
+    shown = [g for g in groups if rows[id(g)]]
+    if not shown:
+        return Plot(title, None, _no_truth_note(scored))
+    fig, axes = _figure(len(shown), "discriminator scores by truth (the checker's label)")
+    many_tasks = len({g.task for g in groups}) > 1
+    for ax, g in zip(axes, shown):
+        for side, color in TRUTH_COLORS.items():
+            scores = [score for score, truth in rows[id(g)] if (truth == "valid") == (side == "valid")]
+            if scores:
+                _density(ax, scores, color, side)
+        ax.set(title=label(g, groups, with_task=many_tasks), xlabel="discriminator score", ylabel="density")
+        ax.legend(fontsize=7)
+    note = ("The rows of each run's `" + SCORED + "` (teacher positives, teacher and student negatives alike), pooled "
+            "over seeds, one panel per setting, by their `truth` column: the checker's label `valid` against any "
+            "other. A judge that tells right from wrong rationales, and not only positives from negatives, puts the "
+            "two apart." + scored.missing_note())
+    return Plot(title, _save(fig, folder / "score_by_truth.png"), note)
+
+
+@dataclass(frozen=True)
+class Bin:
+    """A bin of the reliability plot."""
+
+    low: float
+    high: float
+    mean_score: float
+    valid_share: float
+    count: int
+
+
+def reliability_bins(rows: list[tuple[float, bool]], bins: int = 10) -> list[Bin]:
+    """(score, valid) pairs into ``bins`` equal bins of [0, 1], each closed below (a score of
+    1 in the last); per non-empty bin, the mean score, the share of valid and the count."""
+    members: dict[int, list[tuple[float, bool]]] = defaultdict(list)
+    for score, valid in rows:
+        members[min(max(math.floor(score * bins), 0), bins - 1)].append((score, valid))
+    return [Bin(i / bins, (i + 1) / bins, statistics.mean(s for s, _ in found),
+                sum(v for _, v in found) / len(found), len(found)) for i, found in sorted(members.items())]
+
+
+def plot_reliability(groups: list[Group], scored: Scored, folder: Path) -> Plot:
+    """Is a judge score a probability of being valid?  The share of valid rationales per
+    score bin, against the bin's mean score."""
+    title = "Judge reliability against ground truth"
+    rows = {id(g): [(score, truth == "valid") for score, truth in truth_rows(scored.tables.get(id(g), []))]
+            for g in groups}
+    shown = [g for g in groups if rows[id(g)]]
+    if not shown:
+        return Plot(title, None, _no_truth_note(scored))
+    tasks = list(dict.fromkeys(g.task for g in shown))
+    bins = {id(g): reliability_bins(rows[id(g)]) for g in shown}
+    largest = max(b.count for found in bins.values() for b in found)
+    fig, axes = _figure(len(tasks), "share of valid rationales per judge-score bin")
+    colors = palette(label(g, groups) for g in groups)
+    for ax, task in zip(axes, tasks):
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="share valid = score")
+        for g in (g for g in shown if g.task == task):
+            name, found = label(g, groups), bins[id(g)]
+            xs, ys = [b.mean_score for b in found], [b.valid_share for b in found]
+            ax.plot(xs, ys, color=colors[name], linewidth=1.2, label=f"{name} (n={len(rows[id(g)])})")
+            ax.scatter(xs, ys, s=[6 + 110 * b.count / largest for b in found], color=colors[name], alpha=0.6,
+                       edgecolors="white", linewidths=0.5, zorder=3)
+        ax.set(title=task, xlabel="judge score (the bin's mean)", ylabel="share valid", xlim=(0, 1),
+               ylim=(-0.05, 1.05))
+        ax.legend(fontsize=7, loc="lower right")  # a judge worth its name leaves that corner empty
+    note = ("The rows of each run's `" + SCORED + "` (teacher positives, teacher and student negatives alike), pooled "
+            "over seeds: their judge scores in 10 equal bins of [0, 1]; y is the share of a bin's rationales whose "
+            "`truth` (the checker's label) is `valid`, x the bin's mean score, and a marker's area grows with the "
+            f"bin's count (the largest bin holds {largest} rationales); empty bins are left out. One line per "
+            "setting, one panel per task. On the dotted diagonal a score would read as the chance that the rationale is valid; the "
+            "judge learns to tell the positives from the negatives, so a line away from it shows where that is not "
+            "the same as telling right from wrong." + scored.missing_note())
+    return Plot(title, _save(fig, folder / "reliability.png"), note)
+
+
+def source_colors(found) -> dict[str, str]:
+    """One colour per source of a scored rationale, the same in every panel: the known
+    sources first, in SOURCES order, whether or not a panel has them."""
+    return palette([*SOURCES, POOLED, *sorted(set(found) - {*SOURCES, POOLED})])
+
+
+def _scores_by_source(tables: list[dict[str, list]]) -> dict[str, list[float]]:
+    """Scores by source (POOLED for a table without a source column); other columns are ignored."""
+    result: dict[str, list[float]] = defaultdict(list)
     for table in tables:
         column = next((c for c in SOURCE_COLUMNS if c in table), None)
         sources = table[column] if column else [None] * len(table["score"])
         for source, score in zip(sources, table["score"]):
             if isinstance(score, (int, float)):
-                result[None if source is None else str(source)].append(float(score))
+                result[POOLED if source is None else str(source)].append(float(score))
     return dict(result)
 
 
@@ -770,6 +1330,94 @@ def plot_train_fraction(groups: list[Group], folder: Path) -> Plot:
         ax.legend(fontsize=7)
     return Plot(title, _save(fig, folder / "train_fraction.png"),
                 "Dotted: the paper's Fig. 4 (T5-base), where it has the method and task.")
+
+
+@dataclass
+class NoiseLines:
+    """What the noise plot draws: the teachers on its x axis, in order; by (method, task) the
+    group at each teacher; the groups whose runs used no teacher (a horizontal line each); and
+    the groups it leaves out, with why."""
+
+    teachers: list[str]
+    lines: dict[tuple[str, str], dict[str, Group]]
+    flat: list[Group]
+    left_out: list[tuple[Group, str]]
+
+
+def noise_lines(groups: list[Group], order: VariantOrder) -> NoiseLines:
+    """Groups whose labels set ``teacher=<name>`` make a line per method (the label without the
+    teacher) and task; the x axis is the teachers in ``order``."""
+    lines: dict[tuple[str, str], dict[str, Group]] = defaultdict(dict)
+    left_out = []
+    for g in groups:
+        teacher = setting_of(g.variant, TEACHER)
+        if teacher is None:
+            continue
+        line = lines[(without_setting(g.variant, TEACHER), g.task)]
+        if teacher in line:
+            left_out.append((g, f"a second setting of `{_cell(line[teacher].variant)}` on {g.task}"))
+        else:
+            line[teacher] = g
+    tasks = {task for _, task in lines}
+    flat = [g for g in groups if g.task in tasks and setting_of(g.variant, TEACHER) is None and g.teacher == "none"]
+    left_out += [(g, "no `teacher=` in its label, but its runs used one") for g in groups
+                 if g.task in tasks and setting_of(g.variant, TEACHER) is None and g.teacher != "none"]
+    present = {t for line in lines.values() for t in line}
+    return NoiseLines([t for t in order.settings(TEACHER) if t in present], dict(lines), flat, left_out)
+
+
+def plot_noise(groups: list[Group], order: VariantOrder, folder: Path) -> Plot:
+    """Accuracy against the teacher a method distilled from: one line per method, the teachers
+    in the sweep's order; a second panel for the answer read from the student's rationale."""
+    title = "Accuracy against teacher noise"
+    found = noise_lines(groups, order)
+    if not found.lines:
+        return Plot(title, None, "no group's label has a `teacher=` point (a suite that crosses methods with "
+                                 "teachers has them, e.g. `synth-noise`: `qcrd[teacher=dynamic]`).")
+    drawn = [g for line in found.lines.values() for g in line.values()] + found.flat
+    metrics = [m for m in PAIRED if m == PRIMARY or any(m in r.metrics for g in drawn for r in g.runs)]
+    tasks = list(dict.fromkeys(task for _, task in found.lines))
+    fig, axes = _figure(len(tasks) * len(metrics), "accuracy against the teacher (mean ± std over seeds)",
+                        cols=len(metrics))
+    colors = palette([*(name for name, _ in found.lines), *(g.variant for g in found.flat)])
+    x = {teacher: i for i, teacher in enumerate(found.teachers)}
+    for row, task in enumerate(tasks):
+        keys = [key for key in found.lines if key[1] == task]
+        for col, metric in enumerate(metrics):
+            ax = axes[row * len(metrics) + col]
+            for i, key in enumerate(keys):
+                offset = (i - (len(keys) - 1) / 2) * 0.06  # sideways, so that error bars do not hide each other
+                points = sorted((x[t], mean_std(g.values(metric))) for t, g in found.lines[key].items()
+                                if g.values(metric))
+                if points:
+                    ax.errorbar([p + offset for p, _ in points], [m for _, (m, _) in points],
+                                yerr=[s or 0 for _, (_, s) in points], marker="o", capsize=3, label=key[0],
+                                color=colors[key[0]])
+            for g in (g for g in found.flat if g.task == task):
+                mean, std = mean_std(g.values(metric))
+                if mean is not None:
+                    ax.axhline(mean, linestyle="--", linewidth=1.2, color=colors[g.variant],
+                               label=f"{g.variant} (no teacher)")
+                    if std:
+                        ax.axhspan(mean - std, mean + std, color=colors[g.variant], alpha=0.12, linewidth=0)
+            ax.set_xticks(range(len(found.teachers)), found.teachers)
+            ax.set_xlim(-0.5, len(found.teachers) - 0.5)
+            ax.set(title=f"{task}: {metric}", xlabel="teacher", ylabel=f"{metric} (%)")
+            ax.legend(fontsize=7)
+    reads = {PRIMARY: f"`{PRIMARY}` (the answer the student predicts)",
+             RATIONALE_ANSWER: f"`{RATIONALE_ANSWER}` (the answer read from the student's own `explain:` rationale, "
+                               "its last result)"}
+    panels = (f"One panel per task, reading {reads[PRIMARY]}; no run logged `{RATIONALE_ANSWER}`." if len(metrics) == 1
+              else f"The left panel of a task reads {reads[PRIMARY]}, the right one {reads[RATIONALE_ANSWER]}: on a task with a checker "
+                   "the label head may gain nothing from rationales while the rationale head does.")
+    note = (f"x: the teacher of each setting (the `teacher=` in its label), in {order.source}: "
+            f"{', '.join(found.teachers)}. A line per method (the label without its teacher), mean over seeds with "
+            "± one sample std as bars, moved a little sideways so that the bars do not hide each other. Dashed, with "
+            "a shaded ± std band: methods whose runs used no teacher, which do not depend on it (in a panel whose "
+            "metric they logged). " + panels
+            + (" Not drawn: " + "; ".join(f"`{_cell(g.variant)}` on {g.task} ({why})" for g, why in found.left_out)
+               + "." if found.left_out else ""))
+    return Plot(title, _save(fig, folder / "noise.png"), note)
 
 
 # Params that differ between the runs of one line: the seed, the fraction itself, and a

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, truth
 from .components import PREDICT, Example, Loss, Method, Rationale, Task, TaskData
 from .config import SLOTS, config_hash, flatten, is_smoke
 from .console import bar, phase, progress
@@ -48,6 +48,7 @@ class Prepared:
     rationale_checksum: str  # names the rationale set (empty without rationales)
     teacher_prompt: dict[str, str] | None = None
     targets: dict[str, str] | None = None  # label-side target per training id (Loss.label_target); None: gold
+    truth_stats: dict[str, float] | None = None  # the teacher and filter against a checker (truth.py)
 
 
 def component(catalog: Catalog, config: dict, slot: str):
@@ -62,7 +63,7 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
     if config["limit"]:
         data = TaskData(*(split[: config["limit"]] for split in (data.train, data.val, data.test)),
                         files=data.files, notes=data.notes, params=data.params)
-    teacher_out = components["teacher"].rationales(task, data, config["teacher"])
+    teacher_out = components["teacher"].rationales(task, data, teacher_params(config))
     positives, negatives = {}, {}
     flt = components["positive_filter"]
     for example in data.train:
@@ -80,12 +81,22 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
         raise DataError(f"loss {components['loss'].name!r} keeps none of the {len(data.train)} training questions: "
                         f"teacher {config['teacher']['name']!r} gave none of them a parseable answer")
     prompt = teacher_out.prompt
+    check = truth.checker(task, data.params)
     return Prepared(config, catalog.methods.get(config["method"]), task, data, positives, negatives, stats,
                     {**data.files, **teacher_out.files}, components,
                     rationale_checksum=checksum(teacher_out.rationales) if teacher_out.rationales else "",
                     teacher_prompt=None if prompt is None else {"system": prompt.system, "user": prompt.user,
                                                                 "sha256": prompt.sha256()},
-                    targets=targets)
+                    targets=targets,
+                    truth_stats=truth.teacher_truth(check, data.train, teacher_out.rationales, positives, negatives)
+                    if check and teacher_out.rationales else None)
+
+
+def teacher_params(config: dict) -> dict[str, Any]:
+    """The teacher's parameters, with a ``seed`` of -1 replaced by the run's seed (so the
+    seeds of a sweep draw different samples while sharing one config hash)."""
+    params = config["teacher"]
+    return {**params, "seed": config["seed"]} if params.get("seed") == -1 else params
 
 
 def label_targets(loss: Loss, task: Task, train: list[Example],
@@ -350,7 +361,7 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
             pass
     log({f"data/{k}": v for k, v in prep.teacher_stats.items()}
         | {"data/train_size": len(prep.data.train), "data/val_size": len(prep.data.val),
-           "data/test_size": len(prep.data.test)}, 0)
+           "data/test_size": len(prep.data.test)} | (prep.truth_stats or {}), 0)
     tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
     encoded = encode_examples(tokens, prep.data.train, prep.positives, prep.targets, loss.predict_prefix)
     rationales = [r.text for e in prep.data.train for r in prep.positives.get(e.id, [])]
@@ -387,7 +398,7 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
                     "best/step": result.best_step or config["train"]["steps"]})
     if result.best_val_accuracy is not None:
         summary["best/val_accuracy"] = result.best_val_accuracy
-    _log_samples(run, student, prep, rows, config, device, generate, EXPLAIN)
+    summary.update(_log_samples(run, student, prep, rows, config, device, generate, EXPLAIN))
     if config["output"]["save_model"]:
         _log_model(run, student)
     summary["time/run_seconds"] = time.perf_counter() - started
@@ -425,6 +436,7 @@ def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, de
     iteration_steps = tc["iteration_steps"] or tc["eval_every"]
     if not prep.components["loss"].uses_negatives:
         return Judge(iteration_steps=iteration_steps)
+    check = truth.checker(prep.task, prep.data.params)
     if device is None:
         from .distributed import process_state
 
@@ -435,10 +447,12 @@ def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, de
                            iteration_steps=iteration_steps)
     negatives = prep.components["negatives"].session(context, config["negatives"])
     discriminator = prep.components["discriminator"].session(context, config["discriminator"])
-    if pretrain:  # a resumed run's judge comes from its checkpoint
+    if pretrain and discriminator is not None:  # a resumed run's judge comes from its checkpoint
         _pretrain(discriminator, config["discriminator"].get("pretrain_steps", 0), log, show)
     return Judge(negatives=negatives, discriminator=discriminator,
                  disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps,
+                 lr_decay=config["loss"].get("alpha3_decay", 1.0), truth=check,
+                 update_fraction=config["discriminator"].get("update_fraction", 1.0),
                  teacher_negatives={k: {r.text for r in v} for k, v in prep.teacher_negatives.items()})
 
 
@@ -489,19 +503,30 @@ def _log_setup(run, catalog: Catalog, prep: Prepared) -> None:
         run.log_dict(prep.teacher_prompt, "teacher_prompt.json")
 
 
-def _log_samples(run, student, prep: Prepared, rows: list[dict], config: dict, device, generate, explain) -> None:
-    """The test predictions, and the student's own rationales for a few test questions."""
+def _log_samples(run, student, prep: Prepared, rows: list[dict], config: dict, device, generate,
+                 explain) -> dict[str, float]:
+    """The test predictions, the student's own rationales for a few test questions, and
+    what its rationales for the first ``eval.rationale_limit`` test questions reach
+    (``truth.rationale_metrics``): the rationale metrics of the summary."""
     run.log_table(rows, "predictions/test.json")
-    n = config["eval"]["samples_logged"]
-    sample: list[Example] = prep.data.test[:n]
-    if n and prep.components["loss"].uses_rationales and sample:
-        rationales = generate(student.model, student.tokenizer, [explain + e.input for e in sample],
-                              batch_size=config["eval"]["batch_size"],
-                              max_input_length=config["train"]["max_input_length"],
-                              max_new_tokens=config["train"]["max_target_length"], device=device,
-                              progress=progress("decoding sample rationales"))
-        run.log_table([{**row, "student_rationale": r} for row, r in zip(rows[:n], rationales)],
-                      "predictions/test_rationales.json")
+    loss, test = prep.components["loss"], prep.data.test
+    shown, limit = config["eval"]["samples_logged"], config["eval"]["rationale_limit"] or len(test)
+    examples = test[: max(shown, limit)]
+    if loss.uses_rationales:
+        texts = generate(student.model, student.tokenizer, [explain + e.input for e in examples],
+                         batch_size=config["eval"]["batch_size"],
+                         max_input_length=config["train"]["max_input_length"],
+                         max_new_tokens=config["train"]["max_target_length"], device=device,
+                         progress=progress(f"decoding rationales ({len(examples)} test questions)"))
+    else:  # a rationale in the label-side output (cot), or none
+        texts = [loss.rationale_text(row["prediction"]) for row in rows[: len(examples)]]
+        if any(text is None for text in texts):
+            return {}
+    check = truth.checker(prep.task, prep.data.params)
+    if shown and examples:
+        run.log_table([{**row, "student_rationale": text, **({"truth": check(e, text)} if check else {})}
+                       for row, e, text in zip(rows[:shown], examples, texts)], "predictions/test_rationales.json")
+    return truth.rationale_metrics(prep.task, examples[:limit], texts[:limit], check)
 
 
 def _log_tokenizer(run, student) -> None:

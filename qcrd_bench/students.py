@@ -49,6 +49,7 @@ warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better w
 # parameter count for a given width, which is what a tiny student wants.
 T5_SIZES: dict[str, dict] = {
     "t5-tiny": dict(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16),
+    "t5-micro": dict(d_model=128, d_ff=512, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=32),
     "t5-mini": dict(d_model=256, d_ff=1024, num_layers=4, num_decoder_layers=4, num_heads=4, d_kv=64),
 }
 
@@ -125,22 +126,51 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedToken
     )
 
 
+def train_word_tokenizer(texts: list[str], vocab_size: int = 2048, numbers: range = range(0, 1000)
+                         ) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer for generated tasks: every word, number and punctuation mark is
+    one token, so a student reads "38" as one symbol rather than learning to spell it.  The
+    integers in ``numbers`` are always in the vocabulary (a student may write a number the
+    training text never holds).  Decoding rejoins punctuation ("6 ." -> "6.")."""
+    if not texts:
+        raise StudentError("cannot train a tokenizer on an empty list of texts")
+    tok = Tokenizer(models.WordLevel(unk_token=UNK))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tok.decoder = decoders.Sequence([decoders.WordPiece(prefix="##", cleanup=True), decoders.Replace(" :", ":")])
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size + len(numbers), special_tokens=[PAD, EOS, UNK],
+                                        show_progress=False)
+    tok.train_from_iterator(sorted(texts) + [" ".join(map(str, numbers)), string.punctuation], trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, tok.token_to_id(EOS))])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK, model_max_length=512)
+
+
+TOKENIZERS = {"bpe": train_tokenizer, "word": train_word_tokenizer}
+
+
 # --------------------------------------------------------------------------- builders
 
 
-def t5_from_config(size: str, texts: list[str], seed: int, vocab_size: int = 2048) -> Student:
-    """A randomly initialised T5 of a named size, with a tokenizer trained on ``texts``."""
+def t5_from_config(size: str, texts: list[str], seed: int, vocab_size: int = 2048, tokenizer: str = "bpe",
+                   dropout: float = 0.1) -> Student:
+    """A randomly initialised T5 of a named size, with a tokenizer of kind ``tokenizer``
+    (``TOKENIZERS``: bpe, word) trained on ``texts``; ``dropout`` is T5's dropout_rate."""
     if size not in T5_SIZES:
         raise StudentError(f"unknown T5 size {size!r}; choose one of {', '.join(T5_SIZES)}")
-    tokenizer = train_tokenizer(texts, vocab_size)
-    config = T5Config(vocab_size=len(tokenizer), feed_forward_proj="relu", pad_token_id=0, eos_token_id=1, **T5_SIZES[size])
+    if tokenizer not in TOKENIZERS:
+        raise StudentError(f"unknown tokenizer kind {tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+    kind, tokenizer = tokenizer, TOKENIZERS[tokenizer](texts, vocab_size)
+    config = T5Config(vocab_size=len(tokenizer), feed_forward_proj="relu", pad_token_id=0, eos_token_id=1,
+                      dropout_rate=dropout, **T5_SIZES[size])
     # transformers 5 needs this set explicitly: the label shift and generate() read it.
     config.decoder_start_token_id = 0
     config.tie_word_embeddings = True
-    with _seeded(seed):
+    with seeded(seed):
         model = T5ForConditionalGeneration(config)
     model.generation_config = GenerationConfig(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    info = dict(kind="t5", source=f"config:{size}", seed=seed, **_describe(model, tokenizer))
+    info = dict(kind="t5", source=f"config:{size}", seed=seed, tokenizer=kind, **_describe(model, tokenizer))
     return Student(model=model, tokenizer=tokenizer, info=info)
 
 
@@ -161,7 +191,7 @@ def minilm_encoder_decoder(decoder_layers: int = 6, seed: int = 0) -> Student:
     decoder_config = BertConfig.from_pretrained(
         path, is_decoder=True, add_cross_attention=True, num_hidden_layers=decoder_layers
     )
-    with _seeded(seed), _quiet(logs=False):
+    with seeded(seed), _quiet(logs=False):
         # The pooler is unused but kept: a saved student reloads through
         # AutoModelForSeq2SeqLM, which always builds BertModel with one.
         encoder = BertModel.from_pretrained(path)
@@ -294,7 +324,7 @@ def save_student(student: Student, directory: Path) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-class _seeded:
+class seeded:
     """Seed torch's RNG for a block, then restore it: the caller's stream is untouched."""
 
     def __init__(self, seed: int):

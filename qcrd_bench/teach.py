@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import truth
 from .components import TaskData
 from .config import flatten
 from .plugins import Catalog
@@ -40,6 +41,9 @@ def teach(catalog: Catalog, config: dict, uri: str, output: Path | None = None,
     seconds = time.perf_counter() - started
     quality = teacher_quality(task, train, out.rationales)
     summary = {f"teacher/{k}": v for k, v in quality.items()}
+    check = truth.checker(task, data.params)
+    if check is not None:  # a generated task: every sample's correctness is known
+        summary.update(truth.teacher_truth(check, train, out.rationales))
     summary["teacher/seconds"] = seconds
     for key in ("completion_tokens", "samples_requested", "samples_per_s", "requests", "retries", "concurrency"):
         if f"teacher_{key}" in out.stats:  # a prompted teacher's own figures

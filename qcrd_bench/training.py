@@ -10,7 +10,10 @@ Two things keep the rationale side cheap: the encoder pass of ``explain: x`` run
 once per example and is shared by all of its rationales, and when the loss uses
 only one positive and one negative per example (MinMax, MaxMin, Sampling) every
 rationale is scored without gradients first and only the chosen ones are run again
-with gradients.  Validation runs every ``train.eval_every`` steps; the best-validation
+with gradients.  That selection pass decodes without dropout (on the dropout-noised
+encoder states of the step), so it equals back-propagating through every rationale
+exactly only when the model has no dropout; with dropout, the loss of the chosen
+rationales is the full computation's in expectation over the masks.  Validation runs every ``train.eval_every`` steps; the best-validation
 weights are kept so the test set is scored at the best step and at the final step.
 Every ``train.checkpoint_every`` steps the loop's whole state is checkpointed, and a
 resumed run replays the seeded data order to the step after its checkpoint.
@@ -85,20 +88,26 @@ class Judge:
     """What a step needs of the method beyond its loss."""
 
     negatives: Any = None  # negative generator session (None: the loss uses no negatives)
-    discriminator: Any = None  # discriminator session (None: scores are 1)
+    discriminator: Any = None  # discriminator session (None: no judge, every rationale weighs 1)
     disc_variant: str = "eq2"
     iteration_steps: int = 1
+    lr_decay: float = 1.0  # the judge's learning rate is scaled by lr_decay^iteration (α3's decay)
+    update_fraction: float = 1.0  # share of a batch's examples L_D is computed on (discriminator.update_fraction)
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     teacher_negatives: dict[str, set[str]] = field(default_factory=dict)  # to label a negative's source
+    # The task's checker, for ground-truth diagnostics only (qcrd_bench.truth): its labels are
+    # logged, never given to the loss.
+    truth: Callable[[Example, str], str] | None = None
+    judged: list[tuple[float, bool]] = field(default_factory=list)  # (score, valid) in this iteration
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the judge: sessions that hold state (weights, an
         optimizer, a snapshot ring) expose ``state_dict``; stateless ones need not."""
-        return {"sample_rows": self.sample_rows,
+        return {"sample_rows": self.sample_rows, "judged": self.judged,
                 **{name: session.state_dict() for name, session in self._sessions() if hasattr(session, "state_dict")}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sample_rows = state["sample_rows"]
+        self.sample_rows, self.judged = state["sample_rows"], state.get("judged", [])
         for name, session in self._sessions():
             if name in state:
                 session.load_state_dict(state[name])
@@ -106,6 +115,19 @@ class Judge:
     def _sessions(self):
         return [(name, s) for name, s in (("negatives", self.negatives), ("discriminator", self.discriminator))
                 if s is not None]
+
+    def lr_scale(self, step: int) -> float:
+        """The judge's learning-rate factor at optimizer ``step``: lr_decay^t in iteration t."""
+        return self.lr_decay ** ((step - 1) // self.iteration_steps)
+
+    def iteration_metrics(self) -> dict[str, float]:
+        """``train/judge_auroc`` over the rationales the judge scored in the iteration just
+        ended (with a checker), then a fresh start for the next one."""
+        from .truth import auroc
+
+        value = auroc([score for score, _ in self.judged], [valid for _, valid in self.judged])
+        self.judged = []
+        return {} if value is None else {"train/judge_auroc": value}
 
 
 @dataclass
@@ -275,9 +297,11 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                     scheduler.step()
                 optimizer.zero_grad()
                 if judge.discriminator is not None and accelerator.sync_gradients:
-                    judge.discriminator.step(loss_params.get("alpha3_decay", 1.0) ** ((step - 1) // judge.iteration_steps))
+                    judge.discriminator.step(judge.lr_scale(step))
             terms = {name: float(value.detach()) / tc["grad_accum"]
                      for name, value in {"loss": out.total, **out.terms}.items()}
+            if judge.discriminator is not None:
+                terms["judge_lr_scale"] = judge.lr_scale(step) / tc["grad_accum"]
             examples = len(items)
             if ranks.world > 1:  # the whole batch's values, which every process then holds alike
                 terms, examples = combine(ranks.gather((terms, len(items) if scale else 0)))
@@ -304,6 +328,11 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
             window_start += time.perf_counter() - eval_start  # throughput counts training only
             shown.update(_last_validation(result))
             progress.set_postfix(shown)
+
+        if judge.truth is not None and (step % judge.iteration_steps == 0 or step == tc["steps"]):
+            judged = judge.iteration_metrics()
+            if judged and ranks.is_main:
+                log(judged, step)
 
         if checkpoints is not None and checkpoints.due(step, tc["steps"]):
             own = ranks.gather({"rng": rng_state(), "selection_rng": step_fn.generator.get_state(),
@@ -402,69 +431,134 @@ class StepLoss:
         mask = (input_ids != self.pad_id).long()
         states = self.model.get_encoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
-        pos_scores, neg_scores, disc_loss, terms = self._judge(items, pos_texts, neg_texts, pos_owner, neg_owner,
-                                                               step, iteration)
+        chosen = None  # (positive indices, negative indices) a selecting scheme keeps
         if self.loss.selects(self.params) and (len(pos_targets) > len(items) or neg_targets):
             with torch.no_grad():
                 # The selecting decoder pass runs without dropout: its masks would not be
-                # the ones the gradient pass draws.
+                # the ones the gradient pass draws.  It reads the encoder states of the
+                # gradient pass, which carry that pass's dropout, and the chosen rationales
+                # are then decoded again with fresh dropout: given the choice, the loss is
+                # the full computation's in expectation over the masks, and the choice is
+                # made on the noise-free decoder, so the two are equal exactly only without
+                # dropout (tests/test_qcrd.py checks that case).
                 training = self.model.training
                 self.model.eval()
                 all_pos = rationale_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
                 all_neg = rationale_nll(self.wrapped, states.detach(), mask, neg_targets, neg_owner, self.device)
                 self.model.train(training)
-            p, n = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
-                                  self.params["delta"], self.generator)
+            chosen = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
+                                    self.params["delta"], self.generator)
+        pos_scores, neg_scores, disc_loss, terms = self._judge(items, pos_texts, neg_texts, pos_owner, neg_owner,
+                                                               step, iteration, chosen)
+        if chosen is not None:
+            p, n = chosen
             pos_targets, pos_owner, pos_scores = [pos_targets[i] for i in p.tolist()], pos_owner[p], pos_scores[p]
             neg_targets, neg_owner, neg_scores = [neg_targets[i] for i in n.tolist()], neg_owner[n], neg_scores[n]
         pos_nll = rationale_nll(self.wrapped, states, mask, pos_targets, pos_owner, self.device)
         neg_nll = rationale_nll(self.wrapped, states, mask, neg_targets, neg_owner, self.device)
-        out = self.loss(LossInputs(label_nll, pos_nll, pos_owner, pos_scores.detach(), neg_nll, neg_owner,
-                                   neg_scores.detach(), disc_loss, iteration), self.params)
+        out = self.loss(LossInputs(label_nll, pos_nll, pos_owner, pos_scores, neg_nll, neg_owner,
+                                   neg_scores, disc_loss, iteration), self.params)
         out.terms.update(terms)
         return out
 
     def _owner(self, counts: list[int]) -> torch.Tensor:
         return torch.tensor([b for b, c in enumerate(counts) for _ in range(c)], dtype=torch.long, device=self.device)
 
-    def _judge(self, items, pos_texts, neg_texts, pos_owner, neg_owner, step: int, iteration: int):
-        """Discriminator scores of every rationale, its loss L_D, and diagnostics."""
+    def _judge(self, items, pos_texts, neg_texts, pos_owner, neg_owner, step: int, iteration: int, chosen=None):
+        """Discriminator scores of the rationales (detached: they are the loss's weights), its
+        loss L_D, and diagnostics.  L_D is computed on every rationale of a random
+        ``discriminator.update_fraction`` share of the examples; of the others only the
+        ``chosen`` rationales (the ones a selecting scheme keeps; all without a selection)
+        are scored, without gradients, for their weights."""
         discriminator = self.judge.discriminator
         flat_pos = [t for g in pos_texts for t in g]
         flat_neg = [t for g in neg_texts for t in g]
+        terms = {"n_neg": torch.tensor(float(len(flat_neg)) / len(items))} if self.loss.uses_negatives else {}
+        truth = self._truth(items, pos_owner, flat_pos, neg_owner, flat_neg, terms)
         if discriminator is None or not self.loss.uses_negatives:
-            return (torch.ones(len(flat_pos), device=self.device), torch.ones(len(flat_neg), device=self.device),
-                    None, {})
+            # No judge: every rationale weighs 1 in both terms, s_pos = 1 and (1 − s_neg) = 1.
+            return (torch.ones(len(flat_pos), device=self.device), torch.zeros(len(flat_neg), device=self.device),
+                    None, terms)
         inputs = [it.example.input for it in items]
-        # One call for both sets: the judge batches pairs by length across them.
         owners = pos_owner.tolist() + neg_owner.tolist()
-        scores = discriminator.scores([inputs[b] for b in owners], flat_pos + flat_neg)
-        pos_scores, neg_scores = scores[: len(flat_pos)], scores[len(flat_pos):]
-        terms = {"n_neg": torch.tensor(float(len(flat_neg)) / len(items))}
+        texts = flat_pos + flat_neg
+        updated = self._updated_examples(len(items))
+        with_grad = [i for i, b in enumerate(owners) if b in updated]
+        wanted = set(range(len(texts))) if chosen is None else \
+            set(chosen[0].tolist()) | {len(flat_pos) + i for i in chosen[1].tolist()}
+        weights_only = [i for i in sorted(wanted) if owners[i] not in updated]
+        # One call for each set: the judge batches pairs by length across positives and negatives.
+        graded = discriminator.scores([inputs[owners[i]] for i in with_grad], [texts[i] for i in with_grad])
+        with torch.no_grad():
+            ungraded = discriminator.scores([inputs[owners[i]] for i in weights_only], [texts[i] for i in weights_only])
+        scores = torch.zeros(len(texts), device=self.device)  # rationales left unscored are never used
+        scored = torch.zeros(len(texts), dtype=torch.bool, device=self.device)
+        for indices, values in ((with_grad, graded), (weights_only, ungraded)):
+            if indices:
+                index = torch.tensor(indices, device=self.device)
+                scores[index], scored[index] = values.detach(), True
         disc_loss = None
         if discriminator.parameters():
-            disc_loss = discriminator_loss(pos_scores, pos_owner, neg_scores, neg_owner, len(items),
+            split = sum(i < len(flat_pos) for i in with_grad)
+            owner = torch.tensor([owners[i] for i in with_grad], dtype=torch.long, device=self.device)
+            disc_loss = discriminator_loss(graded[:split], owner[:split], graded[split:], owner[split:], len(items),
                                            self.judge.disc_variant)
-            correct = torch.cat([pos_scores > 0.5, neg_scores <= 0.5]).float()
+        positive = torch.arange(len(texts), device=self.device) < len(flat_pos)
+        pos_seen, neg_seen = scores[scored & positive], scores[scored & ~positive]
+        if discriminator.parameters():
+            correct = torch.cat([pos_seen > 0.5, neg_seen <= 0.5]).float()
             terms["disc_acc"] = correct.mean() if correct.numel() else torch.tensor(0.0)
-        terms["score_pos"] = pos_scores.detach().mean() if pos_scores.numel() else torch.tensor(0.0)
-        terms["score_neg"] = neg_scores.detach().mean() if neg_scores.numel() else torch.tensor(0.0)
+        terms["score_pos"] = pos_seen.mean() if pos_seen.numel() else torch.tensor(0.0)
+        terms["score_neg"] = neg_seen.mean() if neg_seen.numel() else torch.tensor(0.0)
+        if truth is not None:
+            self.judge.judged += [(scores[i].item(), truth[i] == "valid") for i in scored.nonzero().flatten().tolist()]
+        pos_scores, neg_scores = scores[: len(flat_pos)], scores[len(flat_pos):]
         if (step - 1) % self.judge.iteration_steps == 0 and len(self.judge.sample_rows) < 300:
             self._sample_rows(items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
-                              neg_scores)
+                              neg_scores, truth, scored)
         return pos_scores, neg_scores, disc_loss, terms
 
-    def _sample_rows(self, items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
-                     neg_scores) -> None:
-        """Scored rationales at the start of an iteration, labelled by source (teacher positive,
-        teacher negative, student negative): the paper's Fig. 6 densities."""
-        def rows(owner, texts, scores, source_of):
-            for b, text, score in list(zip(owner.tolist(), texts, scores.tolist()))[:10]:
-                self.judge.sample_rows.append({"step": step, "iteration": iteration, "id": items[b].example.id,
-                                               "input": inputs[b], "rationale": text, "score": score,
-                                               "source": source_of(items[b].example.id, text)})
+    def _updated_examples(self, batch: int) -> set[int]:
+        """The examples whose rationales L_D is computed on this step."""
+        fraction = self.judge.update_fraction
+        if fraction >= 1:
+            return set(range(batch))
+        count = max(1, round(fraction * batch))
+        return set(torch.randperm(batch, generator=self.generator)[:count].tolist())
 
-        teacher = self.judge.teacher_negatives
+    def _student_negative(self, example_id: str, text: str) -> bool:
+        return text not in self.judge.teacher_negatives.get(example_id, ())
+
+    def _truth(self, items, pos_owner, flat_pos, neg_owner, flat_neg, terms) -> list[str] | None:
+        """The checker's label of every positive then negative of the batch (None without a
+        checker), and the share of the batch's student negatives that are not valid."""
+        check = self.judge.truth
+        if check is None or (self.judge.discriminator is None and not flat_neg):
+            return None  # nothing to label: no judge to measure, no negatives
+        owners = pos_owner.tolist() + neg_owner.tolist()
+        labels = [check(items[b].example, text) for b, text in zip(owners, flat_pos + flat_neg)]
+        student = [label for b, text, label in zip(neg_owner.tolist(), flat_neg, labels[len(flat_pos):])
+                   if self._student_negative(items[b].example.id, text)]
+        if student:
+            terms["neg_student_invalid_frac"] = torch.tensor(sum(label != "valid" for label in student) / len(student))
+        return labels
+
+    def _sample_rows(self, items, inputs, step, iteration, pos_owner, flat_pos, pos_scores, neg_owner, flat_neg,
+                     neg_scores, truth: list[str] | None, scored: torch.Tensor) -> None:
+        """Scored rationales at the start of an iteration, labelled by source (teacher positive,
+        teacher negative, student negative) and, with a checker, by truth: the paper's Fig. 6."""
+        labels = iter(truth or [])
+        was_scored = iter(scored.tolist())
+
+        def rows(owner, texts, scores, source_of):
+            own = [(next(labels, None), next(was_scored)) for _ in texts]  # positives, then negatives
+            kept = [(b, text, score, label) for b, text, score, (label, seen) in zip(owner.tolist(), texts,
+                                                                                     scores.tolist(), own) if seen]
+            for b, text, score, label in kept[:10]:
+                row = {"step": step, "iteration": iteration, "id": items[b].example.id, "input": inputs[b],
+                       "rationale": text, "score": score, "source": source_of(items[b].example.id, text)}
+                self.judge.sample_rows.append(row if truth is None else {**row, "truth": label})
+
         rows(pos_owner, flat_pos, pos_scores, lambda _, __: "teacher positive")
-        rows(neg_owner, flat_neg, neg_scores, lambda example_id, text: "teacher negative"
-             if text in teacher.get(example_id, ()) else "student negative")
+        rows(neg_owner, flat_neg, neg_scores, lambda example_id, text: "student negative"
+             if self._student_negative(example_id, text) else "teacher negative")

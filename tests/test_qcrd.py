@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from qcrd_bench.cli import main
-from qcrd_bench.components import Example, Rationale, TrainContext
+from qcrd_bench.components import Example, LossInputs, Rationale, TrainContext
 from qcrd_bench.selfplay import SelfPlaySession, SnapshotRing
 from qcrd_bench.students import t5_from_config
 from qcrd_bench.training import Judge, StepLoss, Tokens, encode_examples
@@ -159,8 +159,8 @@ def test_qcrd_run_logs_every_diagnostic(mirror, tracking_uri):
     scored = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/negatives/scored_samples.json")
     sources = set(scored["data"][i][scored["columns"].index("source")] for i in range(len(scored["data"])))
     assert "teacher positive" in sources and sources <= {"teacher positive", "teacher negative", "student negative"}
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/alpha3")] == [2, 4]
-    assert [round(m.value, 6) for m in client.get_metric_history(run.info.run_id, "train/alpha3")] == [0.5, 0.45]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/judge_lr_scale")] == [2, 4]
+    assert [round(m.value, 6) for m in client.get_metric_history(run.info.run_id, "train/judge_lr_scale")] == [1.0, 0.9]
 
 
 def test_bf16_run_trains_the_whole_step_and_the_judge_under_autocast(mirror, tracking_uri, monkeypatch):
@@ -269,3 +269,155 @@ def test_judge_trains_with_dropout_from_the_start_even_from_an_eval_mode_encoder
     params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8}
     session = DiscriminatorSession(context, params)
     assert all(m.training for m in session.module.modules())
+
+
+class FixedNegatives:
+    """Two negatives per example, the same at every step."""
+
+    def negatives(self, batch, step):
+        return [["Tom has 3 apples.", "3 - 4 = 1"] for _ in batch]
+
+    def samples(self):
+        return []
+
+
+def test_without_a_judge_every_negative_weighs_one():
+    """The `constant` discriminator ("no QJ") must leave the negative term on: s_pos = 1 and
+    (1 − s_neg) = 1.  A constant score of 1 zeroed every negative's weight instead."""
+    from qcrd_plugins.discriminators import Constant
+
+    student = tiny()
+    context = TrainContext(student, None, examples(), {}, {}, CFG, torch.device("cpu"), 1)
+    judge = Judge(negatives=FixedNegatives(), discriminator=Constant().session(context, {}))
+    params = {**QcrdContrastive.defaults, "delta": 100.0}  # every negative's CE is below δ
+    fn, tokens = step_loss(student, QcrdContrastive(), params, judge)
+    items = encode_examples(tokens, examples(), {"a": [Rationale(TEXTS[4])], "b": [Rationale(TEXTS[5])]})
+    out = fn(items, step=1)
+    assert out.terms["neg_active_frac"].item() == 1.0 and out.terms["n_neg"].item() == 2.0
+    # With every weight 1 and one positive each, L_cl = mean_x [l_pos − β·(l_neg − δ)].
+    expected = out.terms["ce_pos"] - 0.2 * (out.terms["ce_neg"] - 100.0)
+    assert out.terms["loss_cl"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_no_judge_run_trains_with_its_negatives(mirror, tracking_uri):
+    """qcrd-no-qj ("+ED+NK") logs an active negative term whenever it has negatives."""
+    import mlflow
+
+    result = CliRunner().invoke(main, ["run", "-m", "qcrd-no-qj", "--teacher", "mcc-kd", *ARGS, "--set", "loss.delta=100",
+                                       "--set", "train.log_every=1", "--tracking-uri", tracking_uri],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run] = runs_in(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
+    n_neg = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/n_neg")}
+    active = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/neg_active_frac")}
+    assert any(n_neg.values()) and set(n_neg) == set(active)
+    assert all(active[step] > 0 for step, count in n_neg.items() if count > 0)
+    assert "train/score_neg" not in run.data.metrics  # no judge, no scores
+
+
+def test_alpha3_decays_once_through_the_judges_learning_rate(mirror, tracking_uri, monkeypatch):
+    """α3·L_D is not decayed in the loss; the judge's learning rate at iteration t is lr·0.9^t."""
+    from qcrd_bench import discriminator
+
+    loss = QcrdContrastive()
+    params = {**QcrdContrastive.defaults, "alpha1": 0.0, "alpha2": 0.0}
+    out = loss(LossInputs(label_nll=torch.tensor([1.0]), pos_nll=torch.tensor([1.0]), pos_owner=torch.tensor([0]),
+                          pos_score=torch.tensor([1.0]), neg_nll=torch.zeros(0), neg_owner=torch.zeros(0, dtype=torch.long),
+                          neg_score=torch.zeros(0), disc_loss=torch.tensor(1.0), iteration=5), params)
+    assert out.total.item() == pytest.approx(0.5)  # α3 · L_D, not α3 · 0.9^5 · L_D
+
+    rates = []
+    original = discriminator.DiscriminatorSession.step
+
+    def spy(self, lr_scale=1.0):
+        original(self, lr_scale)
+        rates.append(self.optimizer.param_groups[0]["lr"])
+
+    monkeypatch.setattr(discriminator.DiscriminatorSession, "step", spy)
+    result = CliRunner().invoke(main, ["run", "-m", "qcrd", "--teacher", "mcc-kd", *ARGS, "--set",
+                                       "discriminator.pretrain_steps=0", "--set", "train.iteration_steps=2",
+                                       "--set", "discriminator.lr=1e-4", "--tracking-uri", tracking_uri],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert rates == pytest.approx([1e-4, 1e-4, 0.9e-4, 0.9e-4])  # steps 1-4, iterations 0, 0, 1, 1
+
+
+def test_the_judge_draws_from_its_own_random_stream():
+    """Building, pre-training and running the judge leaves the global generator (the
+    student's dropout, self-play sampling) where it was; a checkpoint keeps its stream."""
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    student = tiny()
+    context = TrainContext(student, None, examples(), {"a": [Rationale(TEXTS[4])]}, {"b": [Rationale("3 - 4 = 1")]},
+                           CFG, torch.device("cpu"), 1)
+    params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8,
+              "pretrain_steps": 2, "batch_size": 2, "pretrain_label_noise": 0.0}
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    session = DiscriminatorSession(context, params)
+    session.pretrain(lambda metrics, step: None)
+    session.scores([TEXTS[0]], [TEXTS[4]])
+    assert torch.equal(torch.get_rng_state(), before)
+
+    saved = session.state_dict()
+    first = session.scores([TEXTS[0]], [TEXTS[4]])  # in training mode: dropout draws
+    session.load_state_dict(saved)
+    assert torch.equal(session.scores([TEXTS[0]], [TEXTS[4]]), first)
+
+
+def test_fp16_is_refused_with_a_learning_judge(catalog):
+    from qcrd_bench.config import resolve
+    from qcrd_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.mixed_precision=fp16 is not supported with discriminator "
+                                          "'encoder-maxpool'"):
+        resolve(catalog, "qcrd", "svamp", "smoke", cli_layer={"train.mixed_precision": "fp16"})
+    assert resolve(catalog, "qcrd-no-qj", "svamp", "smoke",
+                   cli_layer={"train.mixed_precision": "fp16"})["train"]["mixed_precision"] == "fp16"
+
+
+class RecordingJudge:
+    """A judge stub that scores by text length and records what it was asked, and whether with gradients."""
+
+    def __init__(self):
+        self.weight = torch.nn.Parameter(torch.tensor(0.01))
+        self.calls = []
+
+    def parameters(self):
+        return [self.weight]
+
+    def scores(self, inputs, rationales):
+        self.calls.append((list(rationales), torch.is_grad_enabled()))
+        return torch.sigmoid(self.weight * torch.tensor([float(len(r)) for r in rationales]))
+
+
+def test_update_fraction_computes_l_d_on_a_share_of_the_examples():
+    """With discriminator.update_fraction = 0.5, L_D sees every rationale of half the examples;
+    of the others only the chosen positive and negative are scored, without gradients."""
+    student = tiny()
+    positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7.")], "b": [Rationale(TEXTS[5]), Rationale("pens")]}
+    recorder = RecordingJudge()
+    judge = Judge(negatives=FixedNegatives(), discriminator=recorder, update_fraction=0.5)
+    fn, tokens = step_loss(student, QcrdContrastive(), {**QcrdContrastive.defaults, "delta": 100.0}, judge)
+    out = fn(encode_examples(tokens, examples(), positives), step=1)
+    (graded, with_grad), (ungraded, without_grad) = recorder.calls
+    assert with_grad and not without_grad
+    assert len(graded) == 4  # one example's 2 positives and 2 negatives
+    assert len(ungraded) == 2  # the other's chosen positive and negative
+    assert out.terms["loss_d"].requires_grad
+    full = Judge(negatives=FixedNegatives(), discriminator=RecordingJudge())
+    fn, _ = step_loss(student, QcrdContrastive(), {**QcrdContrastive.defaults, "delta": 100.0}, full)
+    fn(encode_examples(tokens, examples(), positives), step=1)
+    assert [len(texts) for texts, _ in full.discriminator.calls] == [8, 0]  # every rationale, with gradients
+
+
+def test_pretrain_label_noise_flips_that_share_of_the_labels():
+    import random
+
+    from qcrd_bench.discriminator import flip_labels
+
+    pairs = [("x", f"r{i}", i % 2) for i in range(40)]
+    flipped = flip_labels(pairs, 0.25, random.Random(0))
+    assert sum(a[2] != b[2] for a, b in zip(pairs, flipped)) == 10
+    assert flip_labels(pairs, 0.0, random.Random(0)) == pairs

@@ -9,13 +9,16 @@ from qcrd_bench.hookspecs import hookimpl
 
 
 class Constant(Discriminator):
+    """No quality judge: every rationale weighs 1 in both terms of L_cl, s_pos = 1 and
+    (1 − s_neg) = 1 (METHOD.md §3).  A constant score s ≡ 1 would instead zero every
+    negative's weight and make "+ED+NK" train the "+ED" objective."""
+
     name = "constant"
-    description = "every rationale scores 1 (no quality judge)"
+    description = "no quality judge: every rationale weighs 1 (s_pos = 1, 1 − s_neg = 1)"
+    learns = False
 
     def session(self, context: TrainContext, params: dict[str, Any]):
-        from qcrd_bench.discriminator import ConstantSession
-
-        return ConstantSession(context)
+        return None
 
 
 class EncoderMaxPool(Discriminator):
@@ -27,8 +30,12 @@ class EncoderMaxPool(Discriminator):
     # rationale_tokens: how much of a rationale the judge reads, in the judge's own tokens
     # (0: train.max_target_length, what the student learns when the judge shares its
     # tokenizer); score_batch_size: pairs per length-sorted forward chunk (speed only).
+    # pretrain_label_noise: share of pre-training labels flipped (a deliberately worse judge).
+    # update_fraction: share of a batch's examples whose rationales L_D is computed on (the
+    # others' chosen rationales are scored without gradients, for their weights only).
     defaults = {"encoder": "student", "loss": "eq2", "pretrain_steps": 500, "lr": 5e-5, "batch_size": 16,
-                "max_length": 256, "rationale_tokens": 0, "score_batch_size": 32}
+                "max_length": 256, "rationale_tokens": 0, "score_batch_size": 32, "pretrain_label_noise": 0.0,
+                "update_fraction": 1.0}
 
     def check(self, params: dict[str, Any]) -> None:
         from qcrd_bench.discriminator import check_params

@@ -67,6 +67,11 @@ class CotCE(LabelCE):
     def max_new_tokens(self, cfg: dict) -> int:
         return cfg["train"]["max_target_length"]  # the rationale comes first and needs room
 
+    def rationale_text(self, output: str) -> str:
+        """What comes before the last "So the answer is" (all of it without the marker)."""
+        marks = list(_COT_MARKER_RE.finditer(output))
+        return output[:marks[-1].start()].strip() if marks else output
+
     def describe(self, params: dict[str, Any]) -> str:
         return "L_pred[r ⊕ y]"
 
@@ -93,8 +98,13 @@ class Dss(Loss):
 
 
 class QcrdContrastive(Loss):
-    """L_total = α1·L_pred + α2·L_cl + α3·0.9^t·L_D (Eq. 8), L_cl the quality-guided
-    contrastive loss (Eqs. 3, 6, 7) under a many-to-one scheme (Table 5)."""
+    """L_total = α1·L_pred + α2·L_cl + α3·L_D (Eq. 8), L_cl the quality-guided
+    contrastive loss (Eqs. 3, 6, 7) under a many-to-one scheme (Table 5).
+
+    The paper decays α3 by ``alpha3_decay`` (0.9) per iteration.  L_D reaches only the
+    judge, whose AdamW step does not depend on the loss's scale, so the decay is applied
+    once, to the judge's learning rate (``Judge.lr_scale``, logged as
+    ``train/judge_lr_scale``), and not to the loss (METHOD.md §3)."""
 
     name = "qcrd-contrastive"
     description = "α1·L_pred + α2·L_cl + α3·L_D: quality-weighted closest positive vs margin-filtered negatives"
@@ -125,15 +135,14 @@ class QcrdContrastive(Loss):
         l_cl, terms = qcrd_contrastive(inputs.pos_nll, inputs.pos_owner, inputs.pos_score, inputs.neg_nll,
                                        inputs.neg_owner, inputs.neg_score, inputs.label_nll.shape[0],
                                        scheme=params["scheme"], delta=params["delta"], beta=params["beta"])
-        alpha3 = params["alpha3"] * params["alpha3_decay"] ** inputs.iteration
         l_d = inputs.disc_loss if inputs.disc_loss is not None else pred.new_zeros(())
-        total = params["alpha1"] * pred + params["alpha2"] * l_cl + alpha3 * l_d
-        return LossOutput(total=total, terms={"loss_pred": pred, **terms, "loss_d": l_d,
-                                              "alpha3": pred.new_tensor(alpha3)})
+        total = params["alpha1"] * pred + params["alpha2"] * l_cl + params["alpha3"] * l_d
+        return LossOutput(total=total, terms={"loss_pred": pred, **terms, "loss_d": l_d})
 
     def describe(self, params: dict[str, Any]) -> str:
         return (f"{params['alpha1']:g}·L_pred + {params['alpha2']:g}·L_cl[{params['scheme']}, "
-                f"β={params['beta']:g}, δ={params['delta']:g}] + {params['alpha3']:g}·{params['alpha3_decay']:g}^t·L_D")
+                f"β={params['beta']:g}, δ={params['delta']:g}] + {params['alpha3']:g}·L_D "
+                f"(judge lr ×{params['alpha3_decay']:g}^t)")
 
 
 @hookimpl

@@ -6,13 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from qcrd_bench.components import StudentBuilder
+from qcrd_bench.errors import ConfigError
 from qcrd_bench.hookspecs import hookimpl
 
 
 class ConfigT5(StudentBuilder):
     """A T5 built from a config, with a BPE tokenizer trained on the task's training text."""
 
-    defaults = {"vocab_size": 2048}
+    # tokenizer: bpe (digits split, for real tasks) | word (one token per word and number, for
+    # generated tasks, where a number is a symbol to copy and combine, not a string to spell).
+    defaults = {"vocab_size": 2048, "tokenizer": "bpe", "dropout": 0.1}
+
+    def check(self, params: dict[str, Any]) -> None:
+        from qcrd_bench.students import TOKENIZERS
+
+        if not 0 <= params["dropout"] < 1:
+            raise ConfigError(f"student.dropout: must be in [0, 1), got {params['dropout']}")
+        if params["tokenizer"] not in TOKENIZERS:
+            raise ConfigError(f"student.tokenizer: must be one of {', '.join(TOKENIZERS)}, got {params['tokenizer']!r}")
 
     def __init__(self, size: str, description: str):
         self.name = size
@@ -21,7 +32,8 @@ class ConfigT5(StudentBuilder):
     def build(self, params: dict[str, Any], train_texts: list[str], seed: int):
         from qcrd_bench.students import t5_from_config
 
-        return t5_from_config(self.name, train_texts, seed=seed, vocab_size=params["vocab_size"])
+        return t5_from_config(self.name, train_texts, seed=seed, vocab_size=params["vocab_size"],
+                              tokenizer=params["tokenizer"], dropout=params["dropout"])
 
 
 class MiniLM(StudentBuilder):
@@ -39,5 +51,6 @@ class MiniLM(StudentBuilder):
 @hookimpl
 def register_students(register):
     register(ConfigT5("t5-tiny", "T5 from a config: d_model 64, 2+2 layers (smoke tests)"))
+    register(ConfigT5("t5-micro", "T5 from a config: d_model 128, 2+2 layers, about 1M parameters"))
     register(ConfigT5("t5-mini", "T5 from a config: d_model 256, 4+4 layers, about 8M parameters"))
     register(MiniLM())

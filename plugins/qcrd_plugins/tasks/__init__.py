@@ -1,4 +1,4 @@
-"""Built-in tasks: svamp, cqa, anli1, esnli, gsm8k, asdiv.
+"""Built-in tasks: svamp, cqa, anli1, esnli, gsm8k, asdiv, and the generated synth-arith.
 
 Each reads its published files (``../shared/data/README.md`` describes them), builds
 the DSS model input, and scores answers with two extractors side by side: a strict
@@ -15,11 +15,12 @@ from .arithmetic import Asdiv, Gsm8k, NumericTask, Svamp
 from .common import DatasetTask, Published, carve_validation, question_key, take_fraction
 from .cqa import Choice, Cqa
 from .nli import LABELS, Anli1, Esnli, NliTask
+from .synth_arith import SynthArith
 
 __all__ = ["Anli1", "Asdiv", "Choice", "Cqa", "DatasetTask", "Esnli", "Gsm8k", "LABELS", "NliTask", "NumericTask",
-           "Published", "Svamp", "carve_validation", "question_key", "take_fraction", "TASKS"]
+           "Published", "Svamp", "SynthArith", "carve_validation", "question_key", "take_fraction", "TASKS"]
 
-TASKS = (Svamp, Cqa, Anli1, Esnli, Gsm8k, Asdiv)
+TASKS = (Svamp, Cqa, Anli1, Esnli, Gsm8k, Asdiv, SynthArith)
 
 
 @hookimpl
