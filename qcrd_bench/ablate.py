@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import parse_set, resolve, teacher_choice
+from .describe import cell_line, report_command, sweep_description, sweep_name
 from .errors import ConfigError, QcrdError
 from .plugins import Catalog
 
@@ -223,19 +224,24 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
     aggregates.  Returns {parent_run_id, ran, skipped, failed, aggregates}.  ``ray``
     (options of ``RayExecutor``) runs the children as Ray tasks instead of here."""
     from . import tracking
+    from .config import is_smoke
 
     parent_tags = {"qcrd.kind": "ablate", "qcrd.grid_key": grid.key(), "qcrd.suite": grid.suite,
                    "qcrd.baseline": grid.baseline, "qcrd.children": str(len(grid_cells))}
-    parent = tracking.open_parent(uri, experiment, f"ablate-{grid.suite or grid.key()}", parent_tags,
+    smoke = all(is_smoke(c.config) for c in grid_cells)
+    name = sweep_name([v.label for v in grid.variants], grid.tasks, grid.seeds, grid.suite, smoke)
+    parent = tracking.open_parent(uri, experiment, name, parent_tags,
                                   {"variants": ",".join(v.label for v in grid.variants), "tasks": ",".join(grid.tasks),
                                    "seeds": ",".join(map(str, grid.seeds)), "preset": grid.preset or "",
                                    "limit": grid.limit or 0})
+    report = report_command(uri, parent=parent.run_id, smoke=smoke)
     try:
         done = parent.finished_children()
         todo = [c for c in grid_cells if c.key not in done]
         resumable = resumable_children(parent.children(), {c.key for c in todo})
-        echo(f"parent run {parent.run_id} in {experiment}: {len(grid_cells) - len(todo)} of {len(grid_cells)} "
-             f"children already finished" + (f", {len(resumable)} to resume from a checkpoint" if resumable else ""))
+        echo(f"parent run {parent.run_id} ({name}) in {experiment}: {len(grid_cells) - len(todo)} of "
+             f"{len(grid_cells)} children already finished"
+             + (f", {len(resumable)} to resume from a checkpoint" if resumable else ""))
         if ray is not None and todo:
             from .ray_executor import RayExecutor
 
@@ -246,14 +252,18 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
             failed = _run_here(catalog, todo, uri, experiment, parent.run_id, echo, resumable)
         # Only this grid's cells: children of an older version (another config hash) stay out.
         keys = {c.key for c in grid_cells}
-        aggregates = aggregate([r for r in parent.children() if r.data.tags.get("qcrd.child_key") in keys])
+        children = [r for r in parent.children() if r.data.tags.get("qcrd.child_key") in keys]
+        aggregates = aggregate(children)
         parent.log_metrics(aggregates)
+        finished = len({r.data.tags["qcrd.child_key"] for r in children if r.info.status == "FINISHED"})
+        parent.describe(sweep_description(name, aggregates, len(grid_cells), finished, len(failed), report, smoke))
     except BaseException as exc:
         parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     parent.end("FAILED" if failed else "FINISHED")
-    return {"parent_run_id": parent.run_id, "experiment": experiment, "ran": len(todo),
-            "skipped": len(grid_cells) - len(todo), "failed": failed, "aggregates": aggregates}
+    return {"parent_run_id": parent.run_id, "name": name, "experiment": experiment,
+            "experiment_id": parent.experiment_id, "ran": len(todo), "skipped": len(grid_cells) - len(todo),
+            "failed": failed, "aggregates": aggregates, "smoke": smoke, "report": report}
 
 
 def resumable_children(children, keys: set[str]) -> dict[str, str]:
@@ -276,15 +286,32 @@ def _run_here(catalog: Catalog, todo: list[Cell], uri: str, experiment: str, par
     failed = []
     for number, cell in enumerate(todo, 1):
         resume = resumable.get(cell.key)
-        echo(f"[{number}/{len(todo)}] {cell.variant.label} {cell.task} seed {cell.seed}"
-             + (f" (resuming run {resume})" if resume else ""))
+        label = cell_label(number, len(todo), cell)
+        echo(label + (f" (resuming run {resume})" if resume else ""))
         tags = {"mlflow.parentRunId": parent_id, "qcrd.variant": cell.variant.label, "qcrd.child_key": cell.key}
         try:
-            execute(catalog, cell.config, uri, experiment, extra_tags=tags, resume=resume)
+            summary = execute(catalog, cell.config, uri, experiment, extra_tags=tags, resume=resume)
         except Exception as exc:  # one failing cell does not stop the sweep; the parent ends FAILED
             failed.append(cell.key)
-            echo(f"  failed: {exc if isinstance(exc, QcrdError) else f'{type(exc).__name__}: {exc}'}")
+            echo(f"{label}: failed: {exc if isinstance(exc, QcrdError) else f'{type(exc).__name__}: {exc}'}")
+            continue
+        echo(f"{label}: {cell_line(summary)}")
     return failed
+
+
+def cell_label(number: int, total: int, cell: Cell) -> str:
+    return f"[{number}/{total}] {cell.variant.label} {cell.task} seed {cell.seed}"
+
+
+def child_result(out: str) -> str:
+    """What a child process's run ended with: its result and run id (from the JSON that
+    ``run --json`` ends its output with), else its last line."""
+    lines = out.splitlines()
+    starts = [i for i, line in enumerate(lines) if line == "{"]
+    try:
+        return cell_line(json.loads("\n".join(lines[starts[-1]:])))
+    except (IndexError, ValueError, KeyError, TypeError):
+        return last_line(out)
 
 
 def last_line(text: str) -> str:
@@ -307,6 +334,7 @@ def child_argv(grid: Grid, cell: Cell, uri: str, experiment: str, parent_id: str
                  "--variant", cell.variant.label, "--child-key", cell.key]
         argv += ["--preset", grid.preset] if grid.preset else []
         argv += ["--limit", str(grid.limit)] if grid.limit else []
+    argv += ["--json"]  # the summary, read back by child_result
     return argv + (["--plugins-dir", plugins_dir] if plugins_dir else [])
 
 
@@ -355,9 +383,9 @@ class Workers:
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self._procs.append(proc)
         out, err = proc.communicate()
-        label = f"[{number}/{total}] {cell.variant.label} {cell.task} seed {cell.seed}"
+        label = cell_label(number, total, cell)
         if proc.returncode == 0:
-            self.echo(f"{label}: {last_line(out) or 'done'}")
+            self.echo(f"{label}: {child_result(out) or 'done'}")
             return None
         self.echo(f"{label}: failed: {last_line(err) or f'exit {proc.returncode}'}")
         return cell.key

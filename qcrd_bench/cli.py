@@ -76,10 +76,14 @@ def main() -> None:
     \b
     Examples:
       qcrd-bench run --method dss --task svamp --preset smoke
+      qcrd-bench ui
       qcrd-bench list methods
       qcrd-bench data check
       qcrd-bench plugins
     """
+    from .console import quiet_third_party
+
+    quiet_third_party()
 
 
 @main.command(context_settings=CONTEXT)
@@ -107,7 +111,9 @@ def main() -> None:
 @plugins_dir_option
 def run(method, task, student, teacher, preset, seed, limit, sets, config_file, tracking_uri, experiment,
         dry_run, as_json, resume, child_of, variant, child_key, plugins_dir):
-    """Train and evaluate one method on one task, tracked as one MLflow run.
+    """Train and evaluate one method on one task, tracked as one MLflow run.  Phases and
+    bars go to stderr; the result (in percent, each metric named) and the link to browse
+    the run (`qcrd-bench ui`) to stdout.
 
     \b
     Examples:
@@ -158,12 +164,13 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
 
     try:
         sweep = {"mlflow.parentRunId": child_of, "qcrd.variant": variant or method, "qcrd.child_key": child_key}
+        uri = resolve_uri(tracking_uri)
         with _terminate_as_interrupt():
-            summary = execute(catalog, config, resolve_uri(tracking_uri), experiment,
+            summary = execute(catalog, config, uri, experiment,
                               extra_tags={k: v for k, v in sweep.items() if v} if child_of else None)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    _echo_summary(summary, as_json)
+    _echo_summary(summary, as_json, uri)
 
 
 def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bool) -> None:
@@ -186,22 +193,23 @@ def _resume(catalog, run_id: str, sets, tracking_uri, dry_run: bool, as_json: bo
             summary = execute(catalog, config, uri, experiment, resume=run_id)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    _echo_summary(summary, as_json)
+    _echo_summary(summary, as_json, uri)
 
 
-def _echo_summary(summary: dict | None, as_json: bool) -> None:
+def _echo_summary(summary: dict | None, as_json: bool, uri: str) -> None:
+    from .describe import SMOKE_NOTE, result_line
     from .runner import dumps
+    from .tracking import browse_hint
 
     if summary is None:  # a process other than the main one of a multi-process run
         return
     if as_json:
         click.echo(dumps(summary))
-    else:
-        click.echo(f"run {summary['run_id']} in experiment {summary['experiment']}: "
-                   f"test/accuracy {summary['test/accuracy']:.4f} (best step {summary['best/step']}), "
-                   f"final/test_accuracy {summary['final/test_accuracy']:.4f}, "
-                   f"test/accuracy_flexible {summary['test/accuracy_flexible']:.4f}, "
-                   f"eval/parse_rate {summary['eval/parse_rate']:.4f}")
+        return
+    click.echo(f"run {summary['run_id']} in experiment {summary['experiment']}: {result_line(summary)}")
+    if summary["smoke"]:
+        click.echo(f"note: {SMOKE_NOTE}")
+    click.echo(f"browse: {browse_hint(uri, summary['experiment_id'])}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -240,7 +248,8 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
 
     Re-running the same grid resumes it: cells with a FINISHED child are skipped (more
     seeds can be added later under the same parent).  A failing cell is reported and the
-    sweep goes on; the parent then ends FAILED.
+    sweep goes on; the parent then ends FAILED.  Each cell prints its result and run id as
+    it ends; the sweep ends with its results and the `qcrd-bench report` command to run next.
 
     \b
     Examples:
@@ -291,14 +300,24 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
                               plugins_dir=plugins_dir, ray=ray)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    for key, value in sorted(result["aggregates"].items()):
-        if key.endswith("_mean"):
-            std = result["aggregates"][key[:-5] + "_std"]
-            n = int(result["aggregates"][key[:-5] + "_n"])
-            click.echo(f"  {key[:-len('/test/accuracy_mean')]:<40} {100 * value:.1f} ± {100 * std:.1f}  (n={n})")
+    _echo_sweep(result, uri)
+
+
+def _echo_sweep(result: dict, uri: str) -> None:
+    """A sweep's results, then what to run next."""
+    from .describe import SMOKE_NOTE, aggregate_lines
+    from .tracking import browse_hint
+
+    click.echo(f"parent run {result['parent_run_id']} ({result['name']}): {result['ran']} ran, "
+               f"{result['skipped']} already finished")
+    for line in aggregate_lines(result["aggregates"]):
+        click.echo(line)
+    if result["smoke"]:
+        click.echo(f"note: {SMOKE_NOTE}")
+    click.echo(f"report: {result['report']}")
+    click.echo(f"browse: {browse_hint(uri, result['experiment_id'])}")
     if result["failed"]:
         raise Failure(f"{len(result['failed'])} child run(s) failed: {', '.join(result['failed'])}")
-    click.echo(f"parent run {result['parent_run_id']}: {result['ran']} ran, {result['skipped']} already finished")
 
 
 def _names(text: str) -> list[str]:
@@ -317,34 +336,49 @@ def _int_list(option: str, text: str) -> list[int]:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; anything but 127.0.0.1 exposes the runs to the network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-def ui(tracking_uri, host, port):
-    """Serve the MLflow UI for the tracking store (Ctrl-C stops it).
+@click.option("--open", "open_browser", is_flag=True, help="Open the runs table in the default web browser.")
+def ui(tracking_uri, host, port, open_browser):
+    """Serve the MLflow UI for the tracking store (Ctrl-C stops it) and print the link to
+    the runs table of the newest experiment, with the method, task, seed and accuracy
+    columns shown.
 
     Experiments: qcrd-bench/<task> for single runs, qcrd-bench/suite/<name> and
-    qcrd-bench/ablate for sweeps (children nested under their parent),
+    qcrd-bench/ablate for sweeps (children nested under their parent: the + beside it),
     qcrd-bench/<task>/teach for rationale sets.
 
     \b
-    Example:
-      qcrd-bench ui --port 5001
+    Examples:
+      qcrd-bench ui
+      qcrd-bench ui --port 5001 --open
+      qcrd-bench ui --tracking-uri sqlite:///runs/mlflow.db
     """
-    import os
-
     from .errors import QcrdError
-    from .tracking import server_command
+    import tempfile
+
+    from .tracking import check_port, last_output_line, newest_runs_link, serve, server_command
     from .tracking import tracking_uri as resolve_uri
 
     uri = resolve_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         raise Failure(f"--tracking-uri {uri}: that is already a server; open it in a browser")
     try:
-        command, env = server_command(uri, host, port)
+        server_command(uri, host, port)  # a missing store is refused before anything starts
+        check_port(host, port)
+        link = newest_runs_link(uri, f"http://{host}:{port}")
+        click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop); starting …")
+        # The server's own log (startup notes, deprecation warnings) is kept out of the way.
+        with tempfile.TemporaryFile() as log, _terminate_as_interrupt(), serve(uri, host, port, log) as server:
+            click.echo(f"runs: {link}")  # once the server answers, so that the link works
+            if open_browser:
+                import webbrowser
+
+                webbrowser.open(link)
+            status = server.process.wait()
+            raise Failure(f"the MLflow server stopped by itself (exit status {status}): {last_output_line(log)}")
     except QcrdError as exc:
         raise Failure(str(exc)) from None
-    click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
-    sys.stdout.flush()
-    # Become the server: a signal to this process (Ctrl-C, SIGTERM) then reaches it directly.
-    os.execve(command[0], command, env)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the server was stopped on the way out
+        pass
 
 
 @main.command(context_settings=CONTEXT)
@@ -462,16 +496,21 @@ def list_(kind, plugins_dir):
     for current in [kind] if kind else KINDS:
         click.echo(f"{current}:")
         if current == "presets":
-            for name, preset in PRESETS.items():
-                click.echo(f"  {name:<16} student {preset['student']['name']}, {preset['train']['steps']} steps")
-            continue
-        registry = getattr(catalog, current)
-        for name in registry.names():
-            item = registry.get(name)
-            text = item.description
-            if current == "methods":
-                text += f"  [{', '.join(f'{s}={c}' for s, c in item.slots().items())}]"
-            click.echo(f"  {name:<16} {text}  ({registry.owners[name]})")
+            rows = [(name, f"student {preset['student']['name']}, {preset['train']['steps']} steps")
+                    for name, preset in PRESETS.items()]
+        else:
+            registry = getattr(catalog, current)
+            rows = [(name, _describe(current, registry.get(name)) + f"  ({registry.owners[name]})")
+                    for name in registry.names()]
+        width = max(len(name) for name, _ in rows)  # the longest name still leaves a gap
+        for name, text in rows:
+            click.echo(f"  {name:<{width}}  {text}")
+
+
+def _describe(kind: str, item) -> str:
+    if kind == "methods":
+        return item.description + f"  [{', '.join(f'{s}={c}' for s, c in item.slots().items())}]"
+    return item.description
 
 
 @main.command(context_settings=CONTEXT)

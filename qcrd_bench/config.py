@@ -286,7 +286,7 @@ def resolve(catalog: Catalog, method: str, task: str, preset: str | None = None,
         if key not in schema and where.startswith("preset ") and key.split(".")[0] in SLOTS:
             continue  # a preset tunes components for every method; this run does not use that one
         if key not in schema:
-            raise ConfigError(f"unknown config key {key!r} (from {where}); {did_you_mean(key, schema)}")
+            raise _unknown_key(catalog, key, where, merged, schema)
         resolved[key] = _typed(key, value, schema[key], where)
     _check_values(resolved)
     config = unflatten(resolved)
@@ -343,6 +343,29 @@ def _check_iterations(catalog: Catalog, config: dict) -> None:
         raise ConfigError(f"negatives.lag={lag} but train.steps={steps} / train.iteration_steps={every} gives only "
                           f"{iterations} iterations: the initial student would generate every negative; "
                           f"lower train.iteration_steps or the lag")
+
+
+def _unknown_key(catalog: Catalog, key: str, where: str, merged: dict[str, Any], schema: dict[str, Any]) -> ConfigError:
+    """The error for a key outside this run's schema.  A parameter of another component of
+    the same slot (``negatives.lag`` for dss, whose negatives are 'none') says which
+    components take it; any other key gets the closest key of its own section."""
+    slot, _, param = key.partition(".")
+    if slot in SLOTS and param:
+        registry = getattr(catalog, SLOTS[slot])
+        owners = [name for name in registry.names() if param in getattr(registry.get(name), "defaults", {})]
+        chosen = merged.get(f"{slot}.name")
+        if owners and chosen in registry:
+            what = registry.get(chosen).description
+            return ConfigError(f"config key {key!r} (from {where}) does not apply to method {merged['method']!r}, "
+                               f"which uses {slot} {chosen!r}" + (f" ({what})" if what else "") + f": {param!r} is "
+                               f"a parameter of {slot} {', '.join(map(repr, owners))}; choose one with "
+                               f"--set {slot}.name=NAME")
+    sections = sorted({k.split(".")[0] for k in schema if "." in k})
+    if param and slot not in sections:
+        return ConfigError(f"unknown config key {key!r} (from {where}): no section {slot!r}; "
+                           f"{did_you_mean(slot, sections)}")
+    candidates = [k for k in schema if k.split(".")[0] == slot] if param else [k for k in schema if "." not in k]
+    return ConfigError(f"unknown config key {key!r} (from {where}); {did_you_mean(key, candidates)}")
 
 
 def _check_precision(catalog: Catalog, config: dict) -> None:

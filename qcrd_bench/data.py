@@ -170,13 +170,20 @@ def data_root() -> Path | None:
     cannot silently turn the working directory into the mirror.
     """
     value = os.environ.get(ENV_DATA_DIR)
-    return Path(value).expanduser().absolute() if value else None
+    return _absolute(Path(value)) if value else None
 
 
 def cache_root() -> Path:
     """The download cache directory (``QCRD_BENCH_CACHE_DIR`` or the default)."""
     value = os.environ.get(ENV_CACHE_DIR)
-    return (Path(value) if value else DEFAULT_CACHE_DIR).expanduser().absolute()
+    return _absolute(Path(value) if value else DEFAULT_CACHE_DIR)
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` absolute and without ``..`` (``../shared/data`` from /work/x is /work/shared/data),
+    as messages and ``data list`` show it.  Resolved, not normalised as text: ``link/..`` is the
+    folder above the link's target."""
+    return path.expanduser().resolve()
 
 
 def sha256_file(path: Path) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -15,14 +15,16 @@ _DEFAULT_READING = Loss()  # the base hooks: "predict: " input, the whole output
 
 @torch.no_grad()
 def generate(model, tokenizer, texts: list[str], *, batch_size: int, max_input_length: int,
-             max_new_tokens: int, device) -> list[str]:
+             max_new_tokens: int, device, progress: Callable[[Iterable], Iterable] | None = None) -> list[str]:
     """Greedy outputs for ``texts``, in order.  Inputs are sorted by length so each
-    batch pads little; the KV cache is used by ``generate``."""
+    batch pads little; the KV cache is used by ``generate``.  ``progress`` wraps the
+    batches (a bar: ``console.progress``)."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs: list[str] = [""] * len(texts)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in progress(starts) if progress else starts:
         chunk = order[start:start + batch_size]
         enc = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True,
                         truncation=True, max_length=max_input_length).to(device)
@@ -59,11 +61,12 @@ def score(task: Task, examples: list[Example], outputs: list[str],
     return {"accuracy": correct / n, "accuracy_flexible": correct_flexible / n, "parse_rate": parsed / n}, rows
 
 
-def evaluate(model, tokenizer, task: Task, examples: list[Example], cfg: dict, device, loss: Loss | None = None):
+def evaluate(model, tokenizer, task: Task, examples: list[Example], cfg: dict, device, loss: Loss | None = None,
+             progress: Callable[[Iterable], Iterable] | None = None):
     """Decode the label-side input (``loss.predict_prefix + x``) of every example and score
     the answer ``loss.answer_text`` reads in it -> (metrics, rows).  Default: ``predict: x``."""
     reading = loss if loss is not None else _DEFAULT_READING
     outputs = generate(model, tokenizer, [reading.predict_prefix + e.input for e in examples],
                        batch_size=cfg["eval"]["batch_size"], max_input_length=cfg["train"]["max_input_length"],
-                       max_new_tokens=reading.max_new_tokens(cfg), device=device)
+                       max_new_tokens=reading.max_new_tokens(cfg), device=device, progress=progress)
     return score(task, examples, outputs, reading.answer_text)

@@ -1,6 +1,6 @@
 """The QCRD paper's published accuracies (%), as data, for reports to print beside ours.
 
-Source: ``../shared/METHOD.md`` §4 (arXiv 2405.13014: Tables 1, 2, 4, 5, the negative-
+Source: ``docs/method.md`` §4 (arXiv 2405.13014: Tables 1, 2, 4, 5, the negative-
 strategies table and Fig. 4); §2 and §3 for the teacher behind them (``TEACHERS``).  These
 are the only numbers in a report not read from the tracking store.  Keys are our method /
 variant names: the paper's "Single-Task" is ``cot``, its ablation rows are the ``qcrd-*``
@@ -100,7 +100,7 @@ def teacher(variant: str) -> PaperTeacher:
 @dataclass(frozen=True)
 class PaperValue:
     value: float  # accuracy, %
-    source: str  # where in the paper (METHOD.md §4)
+    source: str  # where in the paper (docs/method.md §4)
 
 
 def lookup(variant: str, task: str, model: str = "t5-base", train_fraction: float = 1.0) -> PaperValue | None:

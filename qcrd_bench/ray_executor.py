@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .ablate import Cell, Grid, cell_settings, child_argv, last_line, resumable_children
+from .ablate import Cell, Grid, cell_label, cell_settings, child_argv, child_result, last_line, resumable_children
 from .errors import ConfigError
 from .tracking import redact_url
 
@@ -68,7 +68,7 @@ def run_child(grid: Grid, cell: Cell, uri: str, experiment: str, parent_id: str,
             raise
     if proc.returncode not in (0, USER_ERROR):
         raise ChildCrashed(f"exit {proc.returncode}: {last_line(err)}")
-    return proc.returncode, last_line(out if proc.returncode == 0 else err)
+    return proc.returncode, child_result(out) if proc.returncode == 0 else last_line(err)
 
 
 class RayExecutor:
@@ -116,7 +116,7 @@ class RayExecutor:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 number, cell = pending.pop(done[0])
-                label = f"[{number}/{len(todo)}] {cell.variant.label} {cell.task} seed {cell.seed}"
+                label = cell_label(number, len(todo), cell)
                 try:
                     status, line = ray.get(done[0])
                 except Exception as exc:  # noqa: BLE001 - retries exhausted: one failed cell, the sweep goes on

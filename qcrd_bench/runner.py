@@ -22,6 +22,8 @@ from typing import Any
 from . import __version__, truth
 from .components import PREDICT, Example, Loss, Method, Rationale, Task, TaskData
 from .config import SLOTS, config_hash, flatten, is_smoke
+from .console import bar, phase, progress
+from .describe import run_description, running_description
 from .errors import DataError
 from .plugins import Catalog
 from .rationales import checksum
@@ -183,12 +185,15 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
     if config["train"]["deterministic"]:
         _deterministic()
     _seed_everything(config["seed"])
+    show = ranks.is_main  # one process speaks for a multi-process run
     # The main process first: a teacher that generates (and caches) rationales runs once.
-    prep = ranks.lead(lambda: prepare(catalog, config))
+    with phase(f"loading data: {config['task']['name']}, teacher {config['teacher']['name']}", show):
+        prep = ranks.lead(lambda: prepare(catalog, config))
     if not ranks.is_main:
         prep = prepare(catalog, config)
     loss = prep.components["loss"]
-    student = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix)
+    with phase(f"building the student: {config['student']['name']}", show):
+        student = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix)
     tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"]),
             "qcrd.rationales_sha256": prep.rationale_checksum or "none", **(extra_tags or {})}
     name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"
@@ -206,11 +211,13 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
             elif config["train"]["checkpoint_every"]:
                 # Before the run opens: a bad folder leaves no run behind.
                 ensure_writable(_checkpoint_root(config, uri), "output.checkpoint_dir")
-            run = stack.enter_context(tracking.open_run(uri, experiment, name, {**tags, **processes},
-                                                        {**params_for(config), **_student_params(student)},
-                                                        resume=resume))
+            with phase(f"opening the MLflow run in {experiment}"):
+                run = stack.enter_context(tracking.open_run(
+                    uri, experiment, name, {**tags, **processes}, {**params_for(config), **_student_params(student)},
+                    resume=resume, start_time=time.time() - (time.perf_counter() - started)))
             if resume:
                 run.set_tags(processes)
+            run.describe(running_description(config, {**tags, **run.tags}, run.run_id, uri))
             return run, held or _checkpoints(config, uri, run, tags)
 
         # The other processes wait for the run id and the checkpoint folder (or the error).
@@ -219,13 +226,16 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
         status = "FAILED"
         try:
             state = _load_checkpoint(ranks, checkpoints, resume)
-            summary = _train_and_evaluate(catalog, config, prep, student, loss, run, started, checkpoints, state,
+            metrics = _train_and_evaluate(catalog, config, prep, student, loss, run, started, checkpoints, state,
                                           ranks)
+            summary = {"run_id": run.run_id, "experiment": experiment, "experiment_id": run.experiment_id,
+                       "config_hash": tags["qcrd.config_hash"], "smoke": is_smoke(config), **metrics}
+            run.describe(run_description(config, {**tags, **run.tags}, summary, uri))
             status = "FINISHED"
         finally:
-            catalog.pm.hook.qcrd_run_end(config=config, status=status, summary=summary if status == "FINISHED" else {})
+            catalog.pm.hook.qcrd_run_end(config=config, status=status, summary=metrics if status == "FINISHED" else {})
             checkpoints.close(remove=status == "FINISHED" and not config["output"]["keep_checkpoint"])
-    return {"run_id": run.run_id, "experiment": experiment, "config_hash": tags["qcrd.config_hash"], **summary}
+    return summary
 
 
 def _follow(catalog: Catalog, config: dict, prep: Prepared, student, loss, ranks, tags: dict[str, Any],
@@ -354,8 +364,14 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
            "data/test_size": len(prep.data.test)} | (prep.truth_stats or {}), 0)
     tokens = Tokens(student.tokenizer, config, getattr(student.model.config, "decoder_start_token_id", None))
     encoded = encode_examples(tokens, prep.data.train, prep.positives, prep.targets, loss.predict_prefix)
-    log({"data/label_target_truncated": _truncated_share(tokens, prep.targets or {})}, 0)
-    judge = _judge(prep, student, config, log, pretrain=state is None, device=None if ranks is None else ranks.device)
+    rationales = [r.text for e in prep.data.train for r in prep.positives.get(e.id, [])]
+    log({"data/label_target_truncated": _share_longer(tokens.tokenizer, list((prep.targets or {}).values()),
+                                                      tokens.max_out),
+         "data/rationale_truncated": _share_longer(tokens.tokenizer, rationales, tokens.max_out),
+         "data/input_truncated": _share_longer(tokens.tokenizer, [loss.predict_prefix + e.input for e in prep.data.train],
+                                               tokens.max_in)}, 0)
+    judge = _judge(prep, student, config, log, pretrain=state is None, device=None if ranks is None else ranks.device,
+                   show=run is not None)
     result = train(student, prep.task, tokens, encoded, prep.data.val, loss, config["loss"], config, log, judge,
                    checkpoints, state)
     if run is None:
@@ -366,13 +382,15 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
     if judge.negatives is not None and judge.negatives.samples():
         run.log_table(judge.negatives.samples(), "negatives/student_samples.json")
 
-    final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device, loss)
+    final, final_rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device, loss,
+                                 progress=progress(f"decoding the test set (step {config['train']['steps']})"))
     summary = {"final/test_accuracy": final["accuracy"], "final/parse_rate": final["parse_rate"],
                "final/test_accuracy_flexible": final["accuracy_flexible"]}
     rows = final_rows
     if result.best_state is not None and result.best_step != config["train"]["steps"]:
         student.model.load_state_dict(result.best_state)
-        best, rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device, loss)
+        best, rows = evaluate(student.model, student.tokenizer, prep.task, prep.data.test, config, device, loss,
+                              progress=progress(f"decoding the test set (best step {result.best_step})"))
     else:
         best = final
     summary.update({"test/accuracy": best["accuracy"], "eval/parse_rate": best["parse_rate"],
@@ -388,13 +406,15 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
     return summary
 
 
-def _truncated_share(tokens, targets: dict[str, str]) -> float:
-    """Share of label-side targets longer than train.max_target_length.  They are cut at
-    the end, which for a cot target is where its answer is."""
-    if not targets:
+def _share_longer(tokenizer, texts: list[str], limit: int) -> float:
+    """Share of ``texts`` longer than ``limit`` tokens, which training cuts at the end: for
+    a cot target that is where its answer is; a rationale loses its last steps (the judge
+    reads it cut the same way); an input, the end of its question."""
+    if not texts:
         return 0.0
-    lengths = [len(ids) for ids in tokens.tokenizer(list(targets.values()))["input_ids"]]
-    return sum(n > tokens.max_out for n in lengths) / len(lengths)
+    # verbose=False: measuring a text longer than the model takes is the point here.
+    lengths = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+    return sum(n > limit for n in lengths) / len(lengths)
 
 
 def _warn_on_emulated_bf16(config: dict, device) -> None:
@@ -406,8 +426,9 @@ def _warn_on_emulated_bf16(config: dict, device) -> None:
               file=sys.stderr)
 
 
-def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, device=None):
-    """Negative generator and discriminator sessions for a loss that uses negatives."""
+def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, device=None, show: bool = False):
+    """Negative generator and discriminator sessions for a loss that uses negatives
+    (``show``: a bar over the judge's pre-training)."""
     from .components import TrainContext
     from .training import Judge
 
@@ -427,12 +448,27 @@ def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, de
     negatives = prep.components["negatives"].session(context, config["negatives"])
     discriminator = prep.components["discriminator"].session(context, config["discriminator"])
     if pretrain and discriminator is not None:  # a resumed run's judge comes from its checkpoint
-        discriminator.pretrain(log)
+        _pretrain(discriminator, config["discriminator"].get("pretrain_steps", 0), log, show)
     return Judge(negatives=negatives, discriminator=discriminator,
                  disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps,
                  lr_decay=config["loss"].get("alpha3_decay", 1.0), truth=check,
                  update_fraction=config["discriminator"].get("update_fraction", 1.0),
                  teacher_negatives={k: {r.text for r in v} for k, v in prep.teacher_negatives.items()})
+
+
+def _pretrain(discriminator, steps: int, log, show: bool) -> None:
+    """The judge's pre-training, with a bar advanced each time it logs (five times)."""
+    if not (show and steps and discriminator.parameters()):
+        discriminator.pretrain(log)
+        return
+    with bar("pre-training the judge", steps) as progress_bar:
+        def log_and_advance(metrics: dict[str, float], step: int) -> None:
+            log(metrics, step)
+            progress_bar.update(step - progress_bar.n)
+            if "disc_pretrain/accuracy" in metrics:
+                progress_bar.set_postfix(accuracy=f"{metrics['disc_pretrain/accuracy']:.2f}")
+
+        discriminator.pretrain(log_and_advance)
 
 
 def _seed_everything(seed: int) -> None:
@@ -480,7 +516,8 @@ def _log_samples(run, student, prep: Prepared, rows: list[dict], config: dict, d
         texts = generate(student.model, student.tokenizer, [explain + e.input for e in examples],
                          batch_size=config["eval"]["batch_size"],
                          max_input_length=config["train"]["max_input_length"],
-                         max_new_tokens=config["train"]["max_target_length"], device=device)
+                         max_new_tokens=config["train"]["max_target_length"], device=device,
+                         progress=progress(f"decoding rationales ({len(examples)} test questions)"))
     else:  # a rationale in the label-side output (cot), or none
         texts = [loss.rationale_text(row["prediction"]) for row in rows[: len(examples)]]
         if any(text is None for text in texts):

@@ -9,6 +9,7 @@ A run that raises is ended FAILED (KILLED on Ctrl-C), never left RUNNING.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +20,22 @@ from urllib.parse import urlsplit, urlunsplit
 from .files import file_lock
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+UI_PORT = 5000  # `qcrd-bench ui`'s default port, which the links printed by `run` and `ablate` assume
+DESCRIPTION_TAG = "mlflow.note.content"  # the Markdown the UI shows as a run's Description
+
+# The runs table MLflow 3.x shows by default has no metric, parameter or tag.  Its "shared
+# view" (an experiment tag ``mlflow.sharedViewState.<key>`` holding the table's state as
+# JSON, opened by ``viewStateShareKey=<key>`` in the page's URL) sets the columns, their
+# order and widths; the links qcrd-bench prints open it.  ``workflowType=machine_learning``
+# opens the runs table rather than the GenAI overview, which MLflow 3.17 shows first
+# whatever the experiment's tags.
+VIEW_KEY = "qcrd-bench"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+TRAINING_COLUMNS = ("metrics.`test/accuracy`", "metrics.`best/val_accuracy`", "tags.`qcrd.method`",
+                    "tags.`qcrd.task`", "tags.`qcrd.seed`", "tags.`qcrd.preset`")
+TEACH_COLUMNS = ("metrics.`teacher/majority_accuracy`", "metrics.`teacher/sample_accuracy`",
+                 "metrics.`teacher/parse_rate`", "tags.`qcrd.task`", "tags.`qcrd.teacher`")
+_RUN_NAME, _TABLE_COLUMNS = "attributes.`Run Name`", ("runDateAndNestInfo", "duration")  # as the table's grid names them
 
 
 def tracking_uri(option: str | None) -> str:
@@ -30,7 +47,7 @@ class TrackedRun:
     earlier life already logged, so no step is ever logged twice."""
 
     def __init__(self, run):
-        self.run_id = run.info.run_id
+        self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         self.tags = dict(run.data.tags)
         self.logged = _last_steps(run) if run.data.metrics else {}
 
@@ -47,6 +64,10 @@ class TrackedRun:
         import mlflow
 
         mlflow.set_tags(tags)
+
+    def describe(self, markdown: str) -> None:
+        """The run's description in the UI (its Overview tab)."""
+        self.set_tags({DESCRIPTION_TAG: markdown})
 
     def log_dict(self, obj: Any, path: str) -> None:
         import mlflow
@@ -86,8 +107,12 @@ def store_lock(uri: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
-             params: dict[str, Any], resume: str | None = None) -> Iterator[TrackedRun]:
-    """Start a run (or reopen run ``resume``), yield it, and end it FINISHED, FAILED or KILLED."""
+             params: dict[str, Any], resume: str | None = None,
+             start_time: float | None = None) -> Iterator[TrackedRun]:
+    """Start a run (or reopen run ``resume``), yield it, and end it FINISHED, FAILED or KILLED.
+    ``start_time`` (seconds since the epoch) dates a new run from when its command started,
+    so that the UI's Duration counts the loading done before the run opened, as
+    ``time/run_seconds`` does."""
     import mlflow
 
     from .errors import ConfigError
@@ -95,18 +120,22 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
     try:
         with store_lock(uri):
             mlflow.set_tracking_uri(uri)
-            mlflow.set_experiment(experiment)
+            found = mlflow.set_experiment(experiment)
+            set_runs_view(mlflow.MlflowClient(), found, TEACH_COLUMNS if tags.get("qcrd.kind") == "teach"
+                          else TRAINING_COLUMNS)
     except mlflow.exceptions.MlflowException as exc:
         raise ConfigError(f"tracking store {uri!r}, experiment {experiment!r}: {str(exc).splitlines()[0]}") from None
     except OSError as exc:  # the store's folder (or its lock file) cannot be made, e.g. under a regular file
         where = f": {exc.filename}" if exc.filename else ""
         raise ConfigError(f"tracking store {uri!r}: cannot create or open it: {exc.strerror or exc}{where}") from None
-    if resume:
-        run = mlflow.start_run(run_id=resume)
-    else:
-        run = mlflow.start_run(run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     status = "FAILED"
     try:
+        # A signal between creating the run and this try would leave it RUNNING: held until then.
+        with _signals_held():
+            if resume:
+                run = mlflow.start_run(run_id=resume)
+            else:
+                run = _start_run(found.experiment_id, run_name, {k: str(v) for k, v in tags.items()}, start_time)
         if not resume:
             mlflow.log_params({k: _param(scrub(v)) for k, v in params.items()})
         yield TrackedRun(run)
@@ -116,7 +145,51 @@ def open_run(uri: str, experiment: str, run_name: str, tags: dict[str, Any],
         raise
     finally:
         with _signals_held():  # e.g. the SIGTERM a launcher sends when another process of the run failed
-            mlflow.end_run(status=status)
+            if mlflow.active_run() is not None:  # none when creating it failed
+                mlflow.end_run(status=status)
+
+
+def _start_run(experiment_id: str, run_name: str, tags: dict[str, str], start_time: float | None):
+    """A new active run, created with ``start_time`` (``mlflow.start_run`` takes none) and
+    the context tags (source, user, git commit) that ``mlflow.start_run`` would add."""
+    import mlflow
+    from mlflow.tracking.context import registry
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    if start_time is None:
+        return mlflow.start_run(run_name=run_name, tags=tags)
+    created = mlflow.MlflowClient().create_run(experiment_id, start_time=int(start_time * 1000), run_name=run_name,
+                                               tags=registry.resolve_tags({**tags, MLFLOW_RUN_NAME: run_name}))
+    return mlflow.start_run(run_id=created.info.run_id)
+
+
+def set_runs_view(client, experiment, columns: tuple[str, ...]) -> None:
+    """Write the experiment's runs view (see VIEW_KEY) unless it holds these columns already:
+    run name (wide enough for a sweep's), created, duration, then ``columns`` in order."""
+    state = json.dumps({
+        "selectedColumns": [*columns, "attributes.`Duration`"],
+        # The grid applies widths only with an order, which must then name every column.
+        "columnOrder": [_RUN_NAME, *_TABLE_COLUMNS, *columns],
+        "columnWidths": {_RUN_NAME: 300, **{c: 140 for c in columns if c.startswith("metrics.")}},
+        "orderByKey": "attributes.start_time", "orderByAsc": False})
+    if experiment.tags.get(VIEW_TAG) != state:
+        client.set_experiment_tag(experiment.experiment_id, VIEW_TAG, state)
+
+
+def runs_link(base_url: str, experiment_id: str, view: bool = True) -> str:
+    """The UI's runs table of an experiment: the machine-learning workflow, with qcrd-bench's
+    columns when the experiment has its view (``view``)."""
+    query = "workflowType=machine_learning" + (f"&viewStateShareKey={VIEW_KEY}" if view else "")
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def browse_hint(uri: str, experiment_id: str) -> str:
+    """Where to see an experiment's runs: the link, and the `ui` command that serves it
+    when the store is not a tracking server already."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {runs_link(redact_url(uri), experiment_id)}"
+    command = "qcrd-bench ui" + ("" if uri == DEFAULT_URI else f" --tracking-uri {redact_url(uri)}")
+    return f"{command}, then open {runs_link(f'http://127.0.0.1:{UI_PORT}', experiment_id)}"
 
 
 @contextlib.contextmanager
@@ -235,6 +308,9 @@ class ParentRun:
     def log_artifacts(self, directory: Path, path: str) -> None:
         self.client.log_artifacts(self.run_id, str(directory), artifact_path=path)
 
+    def describe(self, markdown: str) -> None:
+        self.client.set_tag(self.run_id, DESCRIPTION_TAG, markdown)
+
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)
 
@@ -251,13 +327,14 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, Any], 
             client = mlflow.MlflowClient(uri)
             found = client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+            set_runs_view(client, found or client.get_experiment(experiment_id), TRAINING_COLUMNS)
         previous = client.search_runs([experiment_id], f"tags.`qcrd.grid_key` = '{tags['qcrd.grid_key']}'",
                                       order_by=["attributes.start_time DESC"], max_results=1)
     except mlflow.exceptions.MlflowException as exc:
         raise ConfigError(f"tracking store {uri!r}, experiment {experiment!r}: {str(exc).splitlines()[0]}") from None
     if previous:
         run_id = previous[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
+        client.update_run(run_id, status="RUNNING", name=run_name)  # the name says its seeds, which may grow
         return ParentRun(client, run_id, experiment_id)
     run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     for key, value in params.items():
@@ -390,17 +467,85 @@ def server_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str,
     return command, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-@contextlib.contextmanager
-def local_server(uri: str, timeout_s: float = 120.0) -> Iterator[str]:
-    """A tracking server on 127.0.0.1 over a SQLite store, for the duration (several
-    processes then write through it instead of locking the file); other URIs pass through."""
+def check_port(host: str, port: int) -> None:
+    """ConfigError, before a server is started, when ``host:port`` cannot be bound (a port
+    in use makes the MLflow server print an error and exit 0)."""
+    import errno
     import socket
+
+    from .errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port {port}: {host}:{port} is already in use (another `qcrd-bench ui` or "
+                              f"server?); stop it or pick another port, e.g. --port {port + 1}") from None
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}") from None
+
+
+@dataclass
+class Server:
+    url: str
+    process: Any  # subprocess.Popen
+
+
+@contextlib.contextmanager
+def serve(uri: str, host: str, port: int, log=None, timeout_s: float = 120.0) -> Iterator[Server]:
+    """An MLflow server over ``uri`` for the duration, once it answers.  ``log``: a file
+    for its output (default: this process's).  It is stopped, with the workers it starts,
+    when the block ends."""
     import subprocess
-    import tempfile
     import time
     import urllib.request
 
     from .errors import ConfigError
+
+    command, env = server_command(uri, host, port)
+    server = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
+    url = f"http://{host}:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                # Asked only while this server runs: another one on the same port may answer.
+                if server.poll() is None:
+                    urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                    break
+                raise OSError("the server exited")
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise ConfigError(f"could not start an MLflow server for {redact_url(uri)} at {url}: "
+                                      f"{last_output_line(log)}") from None
+                time.sleep(0.3)
+        yield Server(url, server)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # it may have stopped by itself
+            os.killpg(server.pid, 15)  # the server runs its workers in its own process group
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, 9)
+
+
+def last_output_line(log) -> str:
+    """The last line a server wrote to ``log`` (a binary file), for an error message."""
+    if log is None:
+        return "see its output above"
+    log.flush()
+    log.seek(0)
+    return (log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"])[0]
+
+
+@contextlib.contextmanager
+def local_server(uri: str) -> Iterator[str]:
+    """A tracking server on 127.0.0.1 over a SQLite store, for the duration (several
+    processes then write through it instead of locking the file); other URIs pass through."""
+    import socket
+    import tempfile
 
     if not uri.startswith("sqlite:"):
         yield uri
@@ -408,26 +553,26 @@ def local_server(uri: str, timeout_s: float = 120.0) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = tempfile.TemporaryFile()
-    command, env = server_command(uri, "127.0.0.1", port)
-    server = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    tail = log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                    raise ConfigError(f"could not start a local tracking server for {uri}: {tail[0]}") from None
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(server.pid, 15)  # the server runs its workers in its own process group
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-        log.close()
+    with tempfile.TemporaryFile() as log, serve(uri, "127.0.0.1", port, log) as server:
+        yield server.url
+
+
+def newest_runs_link(uri: str, base_url: str) -> str:
+    """The runs table of the experiment with the newest run (else the newest experiment),
+    with qcrd-bench's view written on it when its runs are qcrd-bench's; the UI's home
+    page for an empty store."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    experiments = client.search_experiments(order_by=["creation_time DESC"])
+    runs = client.search_runs([e.experiment_id for e in experiments], order_by=["attributes.start_time DESC"],
+                              max_results=1) if experiments else []
+    if runs:
+        experiment = next(e for e in experiments if e.experiment_id == runs[0].info.experiment_id)
+        tags = runs[0].data.tags
+        if "qcrd.kind" in tags or "qcrd.variant" in tags:
+            set_runs_view(client, experiment, TEACH_COLUMNS if tags.get("qcrd.kind") == "teach" else TRAINING_COLUMNS)
+            return runs_link(base_url, experiment.experiment_id)
+        return runs_link(base_url, experiment.experiment_id, view=False)
+    named = [e for e in experiments if e.name != "Default"]
+    return runs_link(base_url, named[0].experiment_id, view=False) if named else base_url.rstrip("/") + "/"

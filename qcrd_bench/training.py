@@ -40,9 +40,11 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.modeling_outputs import BaseModelOutput
 
+from . import console
 from .checkpoint import Checkpoints, rng_state, set_rng_state
 from .distributed import GradientSync, Ranks, check_in_sync, combine, local_part, overlay, shard, sync_start
 from .components import Example, Loss, LossInputs, Rationale, Task
+from .describe import percent
 from .errors import QcrdError
 from .evaluation import EXPLAIN, PREDICT, evaluate
 from .objectives import discriminator_loss, select_indices, sequence_nll
@@ -275,6 +277,7 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
     model.train()
     progress = tqdm(range(first, tc["steps"] + 1), desc=f"{cfg['method']}/{cfg['task']['name']}", unit="step",
                     initial=first - 1, total=tc["steps"], disable=not ranks.is_main)
+    shown = {"loss": "-", **_last_validation(result)}  # the bar's postfix: last loss, last validation accuracy
     for step in progress:
         for _ in range(tc["grad_accum"]):
             items, scale = shard(next(stream), ranks.rank, ranks.world)
@@ -314,7 +317,8 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                 metrics["train/lr"] = scheduler.get_last_lr()[0]
                 metrics["train/examples_per_s"] = window_examples / max(seconds, 1e-9)
                 log(metrics, step)
-                progress.set_postfix(loss=f"{metrics['train/loss']:.3f}")
+                shown["loss"] = f"{metrics['train/loss']:.3f}"
+                progress.set_postfix(shown)
             window, window_steps, window_examples, window_start = {}, 0, 0, time.perf_counter()
 
         if val_subset and (step % tc["eval_every"] == 0 or step == tc["steps"]):
@@ -322,6 +326,8 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
             ranks.lead(lambda: _validate(accelerator.unwrap_model(model), tokenizer, task, val_subset, cfg, device,
                                          loss, log, step, result))
             window_start += time.perf_counter() - eval_start  # throughput counts training only
+            shown.update(_last_validation(result))
+            progress.set_postfix(shown)
 
         if judge.truth is not None and (step % judge.iteration_steps == 0 or step == tc["steps"]):
             judged = judge.iteration_metrics()
@@ -359,10 +365,15 @@ def _accelerator(tc: dict) -> Accelerator:
     return Accelerator(gradient_accumulation_steps=tc["grad_accum"], mixed_precision=tc["mixed_precision"])
 
 
+def _last_validation(result: TrainResult) -> dict[str, str]:
+    return {"val/accuracy": percent(result.history[-1]["accuracy"])} if result.history else {}
+
+
 def _validate(model, tokenizer, task: Task, val_subset: list[Example], cfg: dict, device, loss: Loss,
               log: Callable[[dict[str, float], int], None], step: int, result: TrainResult) -> None:
     """Score the validation subset, log it, and keep the best weights so far (main process)."""
-    metrics, _ = evaluate(model, tokenizer, task, val_subset, cfg, device, loss)
+    metrics, _ = evaluate(model, tokenizer, task, val_subset, cfg, device, loss,
+                          progress=console.progress(f"validating (step {step})", leave=False))
     log({"val/accuracy": metrics["accuracy"], "val/parse_rate": metrics["parse_rate"]}, step)
     result.history.append({"step": step, **metrics})
     if result.best_val_accuracy is None or metrics["accuracy"] > result.best_val_accuracy:

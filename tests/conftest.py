@@ -12,7 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MIRROR = Path(os.environ.get("QCRD_BENCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+# Resolved: the README runs the tests with a relative QCRD_BENCH_DATA_DIR=../shared/data.
+MIRROR = Path(os.environ.get("QCRD_BENCH_DATA_DIR") or Path(__file__).parents[2] / "shared" / "data").resolve()
 
 
 @pytest.fixture

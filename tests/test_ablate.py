@@ -4,6 +4,7 @@ the parent, resuming after a kill, suites and dry runs."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -88,6 +89,18 @@ def test_grid_runs_as_parent_and_children_and_resumes(mirror, tracking_uri, tmp_
     parents = [r for r in runs_in(tracking_uri) if r.data.tags.get("qcrd.kind") == "ablate"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
+    # What a person reads: each cell's result and run id as it ends, the sweep's results in
+    # percent, the exact report command (smoke cells need --include-smoke); in the UI a
+    # readable parent name and a description with the results table.
+    assert re.search(r"\[1/\d\] \w+ svamp seed \d: test/accuracy \d+\.\d% \(best step \d\), run \w{32}\n",
+                     result.output), result.output
+    assert "test/accuracy (best-validation checkpoint), mean ± std over seeds:" in result.output
+    assert re.search(r"  dss/svamp +\d+\.\d% ± \d+\.\d%  \(n=2\)", result.output)
+    report = f"qcrd-bench report --run {parent.info.run_id} --include-smoke --tracking-uri {tracking_uri}"
+    assert f"report: {report}\n" in result.output
+    assert parent.info.run_name == "dss,finetune × svamp × seeds 0-1 (smoke)"
+    description = parent.data.tags["mlflow.note.content"]
+    assert "| dss/svamp |" in description and "| finetune/svamp |" in description and report in description
     children = [r for r in _children(tracking_uri) if r.info.status == "FINISHED"]
     assert len(children) == 4
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
@@ -113,6 +126,9 @@ def test_workers_run_children_in_parallel_processes(mirror, tracking_uri):
     assert result.exit_code == 0, result.output
     assert "2 workers" in result.output and "store served at http://127.0.0.1:" in result.output
     children = _children(tracking_uri)
+    for child in children:  # each worker's result, read from its `run --json`
+        assert re.search(rf"dss svamp seed {child.data.tags['qcrd.seed']}: test/accuracy \d+\.\d% \(best step \d\), "
+                         rf"run {child.info.run_id}\n", result.output), result.output
     assert sorted(r.data.tags["qcrd.seed"] for r in children) == ["0", "1"]
     assert all(r.info.status == "FINISHED" for r in runs_in(tracking_uri))
     import mlflow

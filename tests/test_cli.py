@@ -30,7 +30,7 @@ def test_help_does_not_import_heavy_libraries():
 
 
 def test_help_has_examples():
-    for command in ([], ["run"], ["list"], ["plugins"]):
+    for command in ([], ["run"], ["list"], ["plugins"], ["ui"], ["ablate"]):
         result = invoke(*command, "--help")
         assert result.exit_code == 0 and "Example" in result.output
 
@@ -111,6 +111,8 @@ def test_crash_during_training_marks_the_run_failed(mirror, tracking_uri, monkey
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
     [run] = runs_in(tracking_uri)
     assert run.info.status == "FAILED"
+    # Its description, written when it opened, says what to do (a smoke run keeps no checkpoint).
+    assert "If it stops before it finishes, run the command again" in run.data.tags["mlflow.note.content"]
     # The run's SIGTERM handler is gone with it: a process forked later in this one is killable.
     assert signal.getsignal(signal.SIGTERM) is before
 
@@ -119,3 +121,12 @@ def test_bad_tracking_store_is_one_line(mirror, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("run", "-m", "finetune", "-t", "svamp", *SMOKE, "--tracking-uri", "nosuchscheme://x")
     assert result.exit_code == 2 and "error: tracking store 'nosuchscheme://x'" in result.output
+
+
+def test_list_keeps_a_gap_after_the_longest_name():
+    lines = invoke("list", "negatives").output.splitlines()[1:]
+    width = max(len(line.split()[0]) for line in lines)
+    for line in lines:
+        name = line.split()[0]
+        assert line[2 + len(name):2 + width + 2].strip() == "", line  # at least two spaces before the text
+    assert any(line.split()[0] == "teacher+self-play" for line in lines)

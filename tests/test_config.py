@@ -41,9 +41,29 @@ def test_int_accepted_for_float_and_rejected_the_other_way(catalog):
 def test_unknown_key_suggests(catalog):
     with pytest.raises(ConfigError, match=r"unknown config key 'train.step' \(from command line\); did you mean 'train.steps'"):
         resolve(catalog, "dss", "svamp", "smoke", None, {"train.step": 3})
-    # A parameter of a component that the method does not use is unknown too.
-    with pytest.raises(ConfigError, match="unknown config key 'loss.alpha'"):
+    # A parameter of a component that the method does not use is refused, naming who takes it.
+    with pytest.raises(ConfigError, match=r"config key 'loss.alpha' \(from command line\) does not apply to method "
+                                          r"'finetune', which uses loss 'label-ce' .*: 'alpha' is a parameter of loss 'dss'"):
         resolve(catalog, "finetune", "svamp", "smoke", None, {"loss.alpha": 0.2})
+
+
+def test_a_self_play_key_on_dss_says_dss_has_no_such_negatives(catalog):
+    with pytest.raises(ConfigError) as error:
+        resolve(catalog, "dss", "svamp", "smoke", None, {"negatives.lag": 3})
+    message = str(error.value)
+    assert message.startswith("config key 'negatives.lag' (from command line) does not apply to method 'dss', "
+                              "which uses negatives 'none' (no negatives): 'lag' is a parameter of negatives "
+                              "'self-play', 'teacher+self-play'; choose one with --set negatives.name=NAME")
+    assert "train.steps" not in message  # no list of every key
+
+
+def test_an_unknown_key_lists_only_its_section(catalog):
+    with pytest.raises(ConfigError) as error:
+        resolve(catalog, "dss", "svamp", "smoke", None, {"train.lrr": 0.1})
+    assert "did you mean 'train.lr'?" in str(error.value) and "eval." not in str(error.value)
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian.lr' \(from command line\): no section 'trian'; "
+                                          r"did you mean 'train'\? available: discriminator, eval, loss"):
+        resolve(catalog, "dss", "svamp", "smoke", None, {"trian.lr": 0.1})
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -113,7 +133,7 @@ def test_preset_component_keys_apply_only_where_the_component_is_used(catalog):
     assert resolve(catalog, "qcrd", "svamp", "smoke")["discriminator"]["pretrain_steps"] == 10
     assert resolve(catalog, "qcrd-no-qj", "svamp", "smoke")["discriminator"] == {"name": "constant"}
     # The same key from the command line is still an error for a component without it.
-    with pytest.raises(ConfigError, match="unknown config key 'discriminator.pretrain_steps'"):
+    with pytest.raises(ConfigError, match="config key 'discriminator.pretrain_steps' .* does not apply to method 'dss'"):
         resolve(catalog, "dss", "svamp", "smoke", None, {"discriminator.pretrain_steps": 3})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,3 +119,13 @@ def test_data_help_is_light():
     assert out.stdout.strip() == "[]"
     for command in ([], ["list"], ["check"], ["download"]):
         assert "Example" in invoke("data", *command, "--help").output
+
+
+def test_list_shows_the_mirror_path_normalised(mirror, tmp_path, monkeypatch):
+    """`QCRD_BENCH_DATA_DIR=../shared/data` is shown as the folder it names, without `..`."""
+    here = tmp_path / "checkout"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("QCRD_BENCH_DATA_DIR", os.path.relpath(mirror, here))
+    first = invoke("data", "list", "svamp").output.splitlines()[0]
+    assert first == f"data: mirror {mirror.resolve()} (QCRD_BENCH_DATA_DIR)"

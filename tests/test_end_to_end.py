@@ -45,6 +45,20 @@ def test_run_is_tracked(method, mirror, tracking_uri):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6]
     if method == "dss":
         assert "train/loss_explain" in metrics and 0.6 < metrics["data/teacher_accuracy"] < 0.9
+        assert 0 < metrics["data/rationale_truncated"] < 1  # some PaLM rationales exceed the smoke preset's 64 tokens
+    assert metrics["data/input_truncated"] == 0
+
+    # What the UI shows: the result first in the run's description, the whole run in its Duration
+    # (loading included, as time/run_seconds counts it), qcrd-bench's columns in the experiment's view.
+    description = tags["mlflow.note.content"]
+    assert description.startswith(f"**test/accuracy {100 * summary['test/accuracy']:.1f}%** at the best-validation step")
+    assert "Note: a smoke run" in description and "qcrd-bench report --experiment qcrd-bench/svamp" in description
+    assert "Curves: the Model metrics tab, sections `train` and `val`" in description
+    assert abs((run.info.end_time - run.info.start_time) / 1000 - metrics["time/run_seconds"]) < 2
+    view = json.loads(client.get_experiment(run.info.experiment_id).tags["mlflow.sharedViewState.qcrd-bench"])
+    assert view["selectedColumns"][:3] == ["metrics.`test/accuracy`", "metrics.`best/val_accuracy`",
+                                           "tags.`qcrd.method`"]
+    assert tags["mlflow.source.name"] and tags["mlflow.runName"] == f"{method}-svamp-s1"  # as mlflow.start_run sets
 
     assert run.data.params["method"] == method and run.data.params["student.name"] == "t5-tiny"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

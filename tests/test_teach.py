@@ -29,6 +29,13 @@ def test_mcckd_majority_vote_beats_single_samples(mirror, tracking_uri, tmp_path
     assert run.info.status == "FINISHED" and run.data.tags["qcrd.kind"] == "teach"
     assert run.data.metrics["teacher/majority_accuracy"] == pytest.approx(summary["teacher/majority_accuracy"])
     assert run.data.params["teacher.samples"] == "10"
+    # The UI's view of a teach experiment shows the teacher's figures, not a student's.
+    import mlflow
+
+    from qcrd_bench.tracking import VIEW_TAG
+
+    view = json.loads(mlflow.MlflowClient(tracking_uri).get_experiment(run.info.experiment_id).tags[VIEW_TAG])
+    assert view["selectedColumns"][0] == "metrics.`teacher/majority_accuracy`"
 
 
 def test_file_teacher_reads_a_set_back(mirror, catalog, tmp_path):

@@ -1,6 +1,6 @@
 """Built-in tasks: svamp, cqa, anli1, esnli, gsm8k, asdiv, and the generated synth-arith.
 
-Each reads its published files (``../shared/data/README.md`` describes them), builds
+Each reads its published files (``docs/data.md`` describes them), builds
 the DSS model input, and scores answers with two extractors side by side: a strict
 one that requires the expected form (the headline ``accuracy``) and a flexible one
 (``accuracy_flexible``).  Every task takes ``train_fraction`` (seeded) for the
