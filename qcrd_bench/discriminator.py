@@ -150,7 +150,7 @@ class DiscriminatorSession:
         L_D reaches only the judge, and AdamW's step does not depend on the loss's scale,
         so the paper's decay of α3 by 0.9 per iteration is applied once, here, as
         ``lr_scale`` = 0.9^t on the judge's learning rate, and not to the loss as well
-        (METHOD.md §3; α3 itself only sets L_D's share of the logged total)."""
+        (docs/method.md §3; α3 itself only sets L_D's share of the logged total)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.params["lr"] * lr_scale
         torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)

@@ -66,28 +66,28 @@ DATA_SIZE = {
 
 @dataclass(frozen=True)
 class PaperTeacher:
-    """Whose rationales a family of the paper's numbers was trained on, as METHOD.md says."""
+    """Whose rationales a family of the paper's numbers was trained on, as docs/method.md says."""
 
-    name: str  # the teacher as METHOD.md names it, or UNKNOWN
-    where: str  # where METHOD.md says so, or that it does not
+    name: str  # the teacher as docs/method.md names it, or UNKNOWN
+    where: str  # where docs/method.md says so, or that it does not
     ours: tuple[str, ...] = ()  # our `qcrd.teacher` names for exactly these rationales
     nearest: tuple[str, ...] = ()  # ours that come closest, by assumption (other samples or prompt)
 
 
 UNKNOWN = "unknown"
-_NOT_SAID = PaperTeacher(UNKNOWN, "METHOD.md §2 and §4 do not say")
+_NOT_SAID = PaperTeacher(UNKNOWN, "docs/method.md §2 and §4 do not say")
 
 # The teacher behind each method family's published numbers (Tables 1, 2, 4, 5, the
 # negatives table, Fig. 4).  The paper's ablation rows are QCRD's, with QCRD's teacher.
 TEACHERS = {
-    "finetune": PaperTeacher("none (gold labels only)", "METHOD.md §2", ours=("none",)),
+    "finetune": PaperTeacher("none (gold labels only)", "docs/method.md §2", ours=("none",)),
     "cot": _NOT_SAID,
     "dss": _NOT_SAID,
     "mi": _NOT_SAID,
-    # METHOD.md §3: K = 5 samples at temperature 0.7 per question from GPT-3.5-turbo.  The
+    # docs/method.md §3: K = 5 samples at temperature 0.7 per question from GPT-3.5-turbo.  The
     # nearest set here is MCC-KD's published ChatGPT samples of SVAMP: the same kind of model,
     # but not the paper's samples, prompt or K; that it is the same model is an assumption.
-    "qcrd": PaperTeacher("GPT-3.5-turbo samples (K = 5, τ = 0.7)", "METHOD.md §3", nearest=("mcc-kd",)),
+    "qcrd": PaperTeacher("GPT-3.5-turbo samples (K = 5, τ = 0.7)", "docs/method.md §3", nearest=("mcc-kd",)),
 }
 
 

@@ -6,7 +6,7 @@ them by (variant, task, config hash) with one run per seed, and writes ``README.
 checker the components measured against its labels, plots, notes), ``results.csv``,
 ``differences.csv``, ``components.csv`` (where there are components) and PNG plots.
 Every number in it is read from the store, except the paper's, which come from
-:mod:`qcrd_bench.paper` (METHOD.md §4).
+:mod:`qcrd_bench.paper` (docs/method.md §4).
 """
 
 from __future__ import annotations
@@ -630,13 +630,13 @@ def results_section(groups: list[Group]) -> list[str]:
              "least one rationale after the positive filter (under `self-consistency`, one in the majority), "
              "mean over the runs (– where the runs used none); the other questions train without a rationale "
              "target. A superscript on `teacher` points to a note under Notes: the paper's numbers beside that "
-             "row were not trained on the same rationales as ours, or METHOD.md does not say whose they were. "
+             "row were not trained on the same rationales as ours, or docs/method.md does not say whose they were. "
              "`config` is the runs' `qcrd.config_hash` (the resolved config without the seed): rows with "
              "different hashes are different settings. `test acc.` is `test/accuracy` at the best "
              "validation step, `final` is `final/test_accuracy`, `flexible` is `test/accuracy_flexible`, "
              "`parse` is `eval/parse_rate`.",
              "",
-             "**Paper columns** are the QCRD paper's published numbers (METHOD.md §4, `qcrd_bench/paper.py`) for the "
+             "**Paper columns** are the QCRD paper's published numbers (docs/method.md §4, `qcrd_bench/paper.py`) for the "
              "same method and task: T5-base from Table 1 (the SVAMP ablation tables 4, 5 and the negatives table for "
              "`qcrd-*` variants; Fig. 4 below 100% of train), T5-small from Table 2. They are shown beside ours "
              "whatever the preset, for orientation only: the paper's students, budget and seeds are not ours "
@@ -809,7 +809,7 @@ def notes_section(report: Report) -> list[str]:
                      dict.fromkeys(c.key for c in COMPONENTS)) + "; only runs on a task with a rationale checker "
                      "do): no components table, no `components.csv`.")
     lines.append("- Every number above is read from the tracking store, except the paper columns "
-                 "(`qcrd_bench/paper.py`, from METHOD.md §4) and the paper's teachers in the notes (from §2, §3).")
+                 "(`qcrd_bench/paper.py`, from docs/method.md §4) and the paper's teachers in the notes (from §2, §3).")
     return lines
 
 

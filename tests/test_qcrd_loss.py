@@ -1,4 +1,4 @@
-"""Mathematical properties of the QCRD objectives (METHOD.md §3)."""
+"""Mathematical properties of the QCRD objectives (docs/method.md §3)."""
 
 from __future__ import annotations
 

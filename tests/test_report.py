@@ -258,9 +258,9 @@ def test_report_of_a_sweep(store, tmp_path):
     assert (rows["dss"]["teacher"], rows["qcrd"]["teacher"]) == ("`dss-palm` ¹", "`mcc-kd` ²")
     notes = readme.split("## Notes")[1]
     assert ("- ¹ `dss` trained on `dss-palm`; the teacher behind the paper's numbers for it is not known "
-            "(METHOD.md §2 and §4 do not say).") in notes
+            "(docs/method.md §2 and §4 do not say).") in notes
     assert ("- ² `qcrd` trained on `mcc-kd`; the paper's numbers for it used GPT-3.5-turbo samples (K = 5, "
-            "τ = 0.7), per METHOD.md §3. These are the nearest set here, by assumption") in notes
+            "τ = 0.7), per docs/method.md §3. These are the nearest set here, by assumption") in notes
 
     # Paired differences against dss (the default baseline), with a 95% t-interval.
     from scipy.stats import t
@@ -327,7 +327,7 @@ def test_data_size_suite(store, tmp_path, monkeypatch):
     marker = rows["qcrd[task.train_fraction=0.5]"]["teacher"].removeprefix("`dss-palm` ")
     assert marker in "¹²" and rows["dss[task.train_fraction=0.5]"]["teacher"] != f"`dss-palm` {marker}"
     note = (f"- {marker} `qcrd` trained on `dss-palm`, but the paper's numbers for it used GPT-3.5-turbo "
-            "samples (K = 5, τ = 0.7), per METHOD.md §3; the nearest set here is `mcc-kd`.")
+            "samples (K = 5, τ = 0.7), per docs/method.md §3; the nearest set here is `mcc-kd`.")
     assert readme.split("## Notes")[1].count(note) == 1
     diffs = {row["method"].strip("`"): row for row in table(readme, "method | baseline | task")}
     half = diffs["qcrd[task.train_fraction=0.5]"]

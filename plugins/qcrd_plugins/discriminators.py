@@ -10,7 +10,7 @@ from qcrd_bench.hookspecs import hookimpl
 
 class Constant(Discriminator):
     """No quality judge: every rationale weighs 1 in both terms of L_cl, s_pos = 1 and
-    (1 − s_neg) = 1 (METHOD.md §3).  A constant score s ≡ 1 would instead zero every
+    (1 − s_neg) = 1 (docs/method.md §3).  A constant score s ≡ 1 would instead zero every
     negative's weight and make "+ED+NK" train the "+ED" objective."""
 
     name = "constant"

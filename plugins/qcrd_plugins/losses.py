@@ -104,7 +104,7 @@ class QcrdContrastive(Loss):
     The paper decays α3 by ``alpha3_decay`` (0.9) per iteration.  L_D reaches only the
     judge, whose AdamW step does not depend on the loss's scale, so the decay is applied
     once, to the judge's learning rate (``Judge.lr_scale``, logged as
-    ``train/judge_lr_scale``), and not to the loss (METHOD.md §3)."""
+    ``train/judge_lr_scale``), and not to the loss (docs/method.md §3)."""
 
     name = "qcrd-contrastive"
     description = "α1·L_pred + α2·L_cl + α3·L_D: quality-weighted closest positive vs margin-filtered negatives"
