@@ -10,12 +10,13 @@ checker's ``valid`` share).  No MLflow, no test set: it is for the exploration r
 benchmarks/suites/synth-noise.yaml; the figures a report quotes come from `qcrd-bench run`.
 
 Options (KEY=VALUE): method (finetune | dss), size (a T5_SIZES name), lr, steps, bs, warmup,
-every, threads, seed (initialisation and data order), pdyn (dss on the first of the synthetic teacher's samples at this p_dynamic
+every, threads, seed (initialisation and data order), shape (JSON: T5Config fields over size's), pdyn (dss on the first of the synthetic teacher's samples at this p_dynamic
 instead of the gold rationale), and any synth-arith task parameter (names, events, ...).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -24,7 +25,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from qcrd_bench.evaluation import generate
 from qcrd_bench.plugins import load_catalog
-from qcrd_bench.students import t5_from_config
+from qcrd_bench.students import T5_SIZES, t5_from_config
 from qcrd_bench.training import Judge, StepLoss, Tokens, batches, encode_examples, pad
 from qcrd_bench.truth import rationale_metrics
 from qcrd_plugins.losses import Dss, LabelCE
@@ -38,6 +39,9 @@ def main() -> None:
     warmup, every = int(options.pop("warmup", "100")), int(options.pop("every", "100"))
     p_dynamic = float(options.pop("pdyn", "0"))
     seed = int(options.pop("seed", "0"))
+    if "shape" in options:  # a T5 shape of one's own, e.g. shape='{"d_model": 64, "num_heads": 8, ...}'
+        T5_SIZES["custom"] = {**T5_SIZES[size], **json.loads(options.pop("shape"))}
+        size = "custom"
     torch.set_num_threads(int(options.pop("threads", "1")))
     torch.manual_seed(seed)
 
