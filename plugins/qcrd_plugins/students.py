@@ -51,6 +51,7 @@ class MiniLM(StudentBuilder):
 @hookimpl
 def register_students(register):
     register(ConfigT5("t5-tiny", "T5 from a config: d_model 64, 2+2 layers (smoke tests)"))
+    register(ConfigT5("t5-tiny-h16", "t5-tiny with 16 heads of width 4 (the synth preset's student)"))
     register(ConfigT5("t5-micro", "T5 from a config: d_model 128, 2+2 layers, about 1M parameters"))
     register(ConfigT5("t5-mini", "T5 from a config: d_model 256, 4+4 layers, about 8M parameters"))
     register(MiniLM())
