@@ -253,17 +253,18 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
         # Only this grid's cells: children of an older version (another config hash) stay out.
         keys = {c.key for c in grid_cells}
         children = [r for r in parent.children() if r.data.tags.get("qcrd.child_key") in keys]
-        aggregates = aggregate(children)
+        rows = results(children)
+        aggregates = aggregate(rows)
         parent.log_metrics(aggregates)
         finished = len({r.data.tags["qcrd.child_key"] for r in children if r.info.status == "FINISHED"})
-        parent.describe(sweep_description(name, aggregates, len(grid_cells), finished, len(failed), report, smoke))
+        parent.describe(sweep_description(name, rows, len(grid_cells), finished, len(failed), report, smoke))
     except BaseException as exc:
         parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     parent.end("FAILED" if failed else "FINISHED")
     return {"parent_run_id": parent.run_id, "name": name, "experiment": experiment,
             "experiment_id": parent.experiment_id, "ran": len(todo), "skipped": len(grid_cells) - len(todo),
-            "failed": failed, "aggregates": aggregates, "smoke": smoke, "report": report}
+            "failed": failed, "results": rows, "aggregates": aggregates, "smoke": smoke, "report": report}
 
 
 def resumable_children(children, keys: set[str]) -> dict[str, str]:
@@ -404,18 +405,24 @@ class Workers:
                     proc.kill()
 
 
-def aggregate(children) -> dict[str, float]:
-    """``<variant>/<task>/test/accuracy_mean`` (and ``_std``, ``_n``) over FINISHED children."""
-    groups: dict[tuple[str, str], list[float]] = {}
+def results(children) -> list[tuple[str, float, float, int]]:
+    """(``<variant>/<task>``, mean, std, n) of ``test/accuracy`` over FINISHED children."""
+    groups: dict[str, list[float]] = {}
     for run in children:
         if run.info.status != "FINISHED" or "test/accuracy" not in run.data.metrics:
             continue
-        key = (run.data.tags.get("qcrd.variant", ""), run.data.tags.get("qcrd.task", ""))
-        groups.setdefault(key, []).append(run.data.metrics["test/accuracy"])
+        label = f"{run.data.tags.get('qcrd.variant', '')}/{run.data.tags.get('qcrd.task', '')}"
+        groups.setdefault(label, []).append(run.data.metrics["test/accuracy"])
+    return [(label, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+            for label, values in sorted(groups.items())]
+
+
+def aggregate(rows: list[tuple[str, float, float, int]]) -> dict[str, float]:
+    """The parent's metrics: ``<variant>/<task>/test/accuracy_mean`` (and ``_std``, ``_n``),
+    with what MLflow refuses in a metric name (``[``, ``=``) written as ``_``."""
     out = {}
-    for (variant, task), values in groups.items():
-        prefix = _METRIC_UNSAFE.sub("_", f"{variant}/{task}")
-        out[f"{prefix}/test/accuracy_mean"] = statistics.mean(values)
-        out[f"{prefix}/test/accuracy_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        out[f"{prefix}/test/accuracy_n"] = float(len(values))
+    for label, mean, std, n in rows:
+        prefix = _METRIC_UNSAFE.sub("_", label)
+        out[f"{prefix}/test/accuracy_mean"], out[f"{prefix}/test/accuracy_std"] = mean, std
+        out[f"{prefix}/test/accuracy_n"] = float(n)
     return out

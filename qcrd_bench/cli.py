@@ -310,7 +310,7 @@ def _echo_sweep(result: dict, uri: str) -> None:
 
     click.echo(f"parent run {result['parent_run_id']} ({result['name']}): {result['ran']} ran, "
                f"{result['skipped']} already finished")
-    for line in aggregate_lines(result["aggregates"]):
+    for line in aggregate_lines(result["results"]):
         click.echo(line)
     if result["smoke"]:
         click.echo(f"note: {SMOKE_NOTE}")

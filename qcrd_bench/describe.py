@@ -12,7 +12,6 @@ from typing import Any
 from .tracking import DEFAULT_URI, redact_url
 
 PRIMARY = "test/accuracy"
-SUFFIX = f"/{PRIMARY}_mean"  # of a sweep's aggregates: ``<variant>/<task>/test/accuracy_mean``
 SMOKE_NOTE = ("a smoke run (the smoke preset, or --limit) trains a tiny model for a few steps to check that the "
               "pipeline works: its accuracy is not meaningful, and often 0%")
 
@@ -114,16 +113,8 @@ def _seeds(seeds: list[int]) -> str:
     return "seeds " + ",".join(map(str, ordered))
 
 
-def aggregate_rows(aggregates: dict[str, float]) -> list[tuple[str, float, float, int]]:
-    """(variant/task, mean, std, n) of a sweep's aggregates, in order."""
-    return [(key[:-len(SUFFIX)], value, aggregates[key[:-len("_mean")] + "_std"],
-             int(aggregates[key[:-len("_mean")] + "_n"]))
-            for key, value in sorted(aggregates.items()) if key.endswith(SUFFIX)]
-
-
-def aggregate_lines(aggregates: dict[str, float]) -> list[str]:
-    """The console's table of a sweep's results."""
-    rows = aggregate_rows(aggregates)
+def aggregate_lines(rows: list[tuple[str, float, float, int]]) -> list[str]:
+    """The console's table of a sweep's results: (variant/task, mean, std, n) rows."""
     if not rows:
         return [f"no finished child has {PRIMARY} yet"]
     width = max(len(label) for label, *_ in rows)
@@ -131,12 +122,11 @@ def aggregate_lines(aggregates: dict[str, float]) -> list[str]:
         f"  {label:<{width}}  {percent(mean)} ± {percent(std)}  (n={n})" for label, mean, std, n in rows]
 
 
-def sweep_description(name: str, aggregates: dict[str, float], children: int, finished: int, failed: int,
+def sweep_description(name: str, rows: list[tuple[str, float, float, int]], children: int, finished: int, failed: int,
                       report: str, smoke: bool) -> str:
     """A sweep parent's description: its results table, then what next."""
     lines = [f"**Sweep** {name}: {children} children, {finished} finished"
              + (f", {failed} failed" if failed else "") + ".", ""]
-    rows = aggregate_rows(aggregates)
     if rows:
         lines += [f"{PRIMARY} at each child's best-validation step, mean ± std over seeds:", "",
                   f"| variant / task | {PRIMARY} | n |", "|---|---|---|"]

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from qcrd_bench.console import phase, quiet_third_party
+from qcrd_bench.ablate import aggregate
 from qcrd_bench.describe import aggregate_lines, report_command, sweep_name
 
 QCRD_SMOKE = ["run", "-m", "qcrd", "-t", "svamp", "--preset", "smoke", "--limit", "16", "--set", "train.steps=2",
@@ -84,10 +85,12 @@ def test_sweep_names_read_as_their_grid(seeds, suite, smoke, name):
 
 
 def test_sweep_results_and_the_report_command():
-    aggregates = {"dss/svamp/test/accuracy_mean": 0.125, "dss/svamp/test/accuracy_std": 0.0125,
-                  "dss/svamp/test/accuracy_n": 2.0}
-    assert aggregate_lines(aggregates) == ["test/accuracy (best-validation checkpoint), mean ± std over seeds:",
-                                           "  dss/svamp  12.5% ± 1.2%  (n=2)"]
+    rows = [("dss[teacher=clean]/svamp", 0.125, 0.0125, 2)]
+    assert aggregate_lines(rows) == ["test/accuracy (best-validation checkpoint), mean ± std over seeds:",
+                                     "  dss[teacher=clean]/svamp  12.5% ± 1.2%  (n=2)"]
+    assert aggregate(rows) == {"dss_teacher_clean_/svamp/test/accuracy_mean": 0.125,
+                               "dss_teacher_clean_/svamp/test/accuracy_std": 0.0125,
+                               "dss_teacher_clean_/svamp/test/accuracy_n": 2.0}
     assert report_command("sqlite:///mlflow.db", parent="abc", smoke=True) == \
         "qcrd-bench report --run abc --include-smoke"
     assert report_command("sqlite:///runs/x.db", experiment="qcrd-bench/svamp", smoke=False) == \
