@@ -30,9 +30,11 @@ def both(task, text, example=None):
 
 
 def fast(fn, *args) -> None:
+    # A guard against catastrophic backtracking (minutes on 1 MB), not a speed target: the
+    # bound leaves room for a loaded CI core, where a linear read took 0.54 s.
     started = time.perf_counter()
     fn(*args)
-    assert time.perf_counter() - started < 0.5, "a 1 MB output must be read in well under a second"
+    assert time.perf_counter() - started < 3.0, "a 1 MB output must be read in linear time"
 
 
 # ---------------------------------------------------------------- SVAMP (an equation)
