@@ -103,3 +103,24 @@ def test_a_suite_crosses_methods_with_teachers(catalog, tmp_path):
     configs = {c.variant.label: c.config for c in cells(catalog, grid)}
     assert configs["dss[teacher=dynamic]"]["teacher"]["p_dynamic"] == 0.4
     assert configs["dss[teacher=clean]"]["teacher"]["p_dynamic"] == 0.0
+
+
+def test_the_heuristics_script_scores_the_synth_level_below_a_learned_student():
+    import importlib.util
+    from pathlib import Path
+
+    from qcrd_bench.config import PRESETS
+    from qcrd_plugins.tasks.synth_arith import SynthArith, generate_splits
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration" / "heuristics.py"
+    spec = importlib.util.spec_from_file_location("heuristics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = {**SynthArith.defaults, **PRESETS["synth"]["task"], "train_size": 500, "val_size": 50, "test_size": 800}
+    splits = generate_splits(params)
+    scores = module.heuristics(splits["train"], splits["test"])
+    # The asked person always has one event, so the start is never the answer; the best
+    # question-blind guess is right about half the time (two people); dss reaches 90%.
+    assert scores["asked person's start"] == 0.0
+    assert 0.35 < scores["question-blind solver"] < 0.7
+    assert max(scores.values()) < 0.7
