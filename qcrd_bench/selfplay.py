@@ -7,6 +7,9 @@ the snapshot of iteration max(t − lag, 0), iteration 0 being the initial stude
 (``fixed`` keeps only that one).  Each example's negative is sampled once per
 iteration and reused within it: the generator is fixed for the iteration, so a
 second draw would come from the same distribution at the cost of another decode.
+For the same reason the trainer hands the session each iteration's examples at its
+start (``prefetch``), and they are sampled ``sample_batch_size`` at a time: on a small
+student a decode step costs about as much for 256 sequences as for 32.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ class SelfPlaySession:
     """Per-run state of a student negative generator (optionally with teacher negatives)."""
 
     def __init__(self, context: TrainContext, lag: int, fixed: bool, temperature: float,
-                 with_teacher: bool, with_student: bool = True):
-        self.context, self.temperature = context, temperature
+                 with_teacher: bool, with_student: bool = True, sample_batch_size: int = 256):
+        self.context, self.temperature, self.sample_batch_size = context, temperature, sample_batch_size
         self.with_teacher, self.with_student = with_teacher, with_student
         self.ring = SnapshotRing(lag, fixed)
         self.generator_model = None
@@ -73,6 +76,17 @@ class SelfPlaySession:
                 if text and same_text_key(text) not in positives:  # a negative equal to a positive is none
                     negatives.append(text)
         return result
+
+    def prefetch(self, examples: list[Example], step: int) -> None:
+        """Sample now the negatives of ``examples``, which are trained later in the iteration
+        of ``step``, in batches of ``sample_batch_size``."""
+        if not self.with_student:
+            return
+        self._advance((step - 1) // self.context.iteration_steps)
+        missing = [e for e in examples if e.id not in self.cache]
+        for start in range(0, len(missing), self.sample_batch_size):
+            chunk = missing[start:start + self.sample_batch_size]
+            self.cache.update(zip((e.id for e in chunk), self._sample(chunk)))
 
     def _advance(self, iteration: int) -> None:
         while self.iteration < iteration:

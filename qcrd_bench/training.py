@@ -29,7 +29,9 @@ Only the main process logs, validates and writes checkpoints (``Ranks``).
 from __future__ import annotations
 
 import copy
+import itertools
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -202,6 +204,24 @@ def batches(n: int, batch_size: int, generator: torch.Generator, lengths: list[i
         yield from chunks
 
 
+class Peekable:
+    """An iterator whose next items can be looked at without being consumed."""
+
+    def __init__(self, items):
+        self.items, self.ahead = iter(items), deque()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.ahead.popleft() if self.ahead else next(self.items)
+
+    def peek(self, count: int) -> list:
+        while len(self.ahead) < count:
+            self.ahead.append(next(self.items))
+        return list(itertools.islice(self.ahead, count))
+
+
 def _length_grouped(order: list[int], size: int, lengths: list[int], group: int,
                     generator: torch.Generator) -> list[list[int]]:
     chunks = []
@@ -245,7 +265,7 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
 
     generator = torch.Generator().manual_seed(cfg["seed"])
     lengths = [len(it.explain) + len(it.label) + sum(map(len, it.positives)) for it in train_set]
-    stream = batches(len(train_set), tc["batch_size"], generator, lengths, tc["group_by_length"])
+    stream = Peekable(batches(len(train_set), tc["batch_size"], generator, lengths, tc["group_by_length"]))
     val_subset = val[: cfg["eval"]["val_limit"]] if cfg["eval"]["val_limit"] else val
     result = TrainResult(best_step=0, best_val_accuracy=None, best_state=None)
     window: dict[str, float] = {}
@@ -279,6 +299,8 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
                     initial=first - 1, total=tc["steps"], disable=not ranks.is_main)
     shown = {"loss": "-", **_last_validation(result)}  # the bar's postfix: last loss, last validation accuracy
     for step in progress:
+        if step == first or (step - 1) % judge.iteration_steps == 0:
+            _prefetch_negatives(judge, stream, train_set, step, tc, ranks)
         for _ in range(tc["grad_accum"]):
             items, scale = shard(next(stream), ranks.rank, ranks.world)
             items = [train_set[i] for i in items]
@@ -352,6 +374,21 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
         check_in_sync(ranks, list(model.parameters()) + judge_params)
     student.model = accelerator.unwrap_model(model)
     return result
+
+
+def _prefetch_negatives(judge: Judge, stream: Peekable, train_set: list[Encoded], step: int, tc: dict,
+                        ranks: Ranks) -> None:
+    """At an iteration's first step (or the first after a resume), hand a negative generator
+    that draws ahead (``prefetch``) the examples this process trains on in the rest of the
+    iteration: its generator is fixed for the iteration, so they can be sampled in a few
+    large batches instead of one small one per step."""
+    prefetch = getattr(judge.negatives, "prefetch", None)
+    if prefetch is None:
+        return
+    last = min(((step - 1) // judge.iteration_steps + 1) * judge.iteration_steps, tc["steps"])
+    upcoming = stream.peek((last - step + 1) * tc["grad_accum"])
+    indices = dict.fromkeys(i for chunk in upcoming for i in shard(chunk, ranks.rank, ranks.world)[0])
+    prefetch([train_set[i].example for i in indices], step)
 
 
 def _accelerator(tc: dict) -> Accelerator:

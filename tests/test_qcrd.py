@@ -11,7 +11,8 @@ from qcrd_bench.cli import main
 from qcrd_bench.components import Example, LossInputs, Rationale, TrainContext
 from qcrd_bench.selfplay import SelfPlaySession, SnapshotRing
 from qcrd_bench.students import t5_from_config
-from qcrd_bench.training import Judge, StepLoss, Tokens, encode_examples
+from qcrd_bench.distributed import Ranks
+from qcrd_bench.training import Judge, Peekable, StepLoss, Tokens, _prefetch_negatives, encode_examples
 from qcrd_plugins.losses import Dss, QcrdContrastive
 from conftest import runs_in
 
@@ -70,6 +71,43 @@ def test_self_play_session_uses_the_lagged_student_and_caches_per_iteration():
     assert session.generator_iteration() == 1
     moved = next(iter(student.model.state_dict().values()))
     assert torch.equal(session.generator_model.state_dict()[next(iter(student.model.state_dict()))], moved)
+
+
+def test_prefetch_samples_an_iteration_ahead_in_batches_and_its_steps_reuse_them():
+    context = TrainContext(tiny(), None, examples(), {}, {}, CFG, torch.device("cpu"), iteration_steps=2)
+    session = SelfPlaySession(context, lag=0, fixed=False, temperature=1.5, with_teacher=False, sample_batch_size=1)
+    calls, sample = [], session._sample
+    session._sample = lambda chunk: calls.append([e.id for e in chunk]) or sample(chunk)
+    session.prefetch(examples(), step=1)
+    assert calls == [["a"], ["b"]]  # one generate call per sample_batch_size examples
+    drawn = dict(session.cache)
+    session.negatives(examples(), step=2)  # the same iteration: nothing sampled again
+    assert len(calls) == 2 and session.cache == drawn
+    session.negatives(examples(), step=3)  # a new iteration without a prefetch: sampled on demand
+    assert calls[2:] == [["a", "b"]]
+
+
+def test_the_trainer_hands_each_iteration_its_own_examples_ahead():
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def prefetch(self, batch, step):
+            self.calls.append((step, [e.id for e in batch]))
+
+    train_set = [type("Item", (), {"example": Example(str(i), "x", "r", 0.0, ("train", i))})() for i in range(6)]
+    stream = Peekable(iter([[0, 1], [2, 3], [4, 5], [1, 0], [3, 2]]))
+    judge = Judge(negatives=Recorder(), iteration_steps=2)
+    tc = {"steps": 5, "grad_accum": 1}
+    _prefetch_negatives(judge, stream, train_set, 1, tc, Ranks())
+    assert judge.negatives.calls == [(1, ["0", "1", "2", "3"])]
+    assert next(stream) == [0, 1]  # peeking consumed nothing
+    next(stream), next(stream)
+    _prefetch_negatives(judge, stream, train_set, 4, tc, Ranks())  # a resume inside iteration 1
+    assert judge.negatives.calls[-1] == (4, ["1", "0"])
+    next(stream)
+    _prefetch_negatives(judge, stream, train_set, 5, tc, Ranks())  # the last, short iteration
+    assert judge.negatives.calls[-1] == (5, ["3", "2"])
 
 
 def step_loss(student, loss, params, judge=None):
@@ -206,7 +244,7 @@ def test_every_variant_resolves_with_explicit_overrides(catalog):
 
     base = resolve(catalog, "qcrd", "svamp", "smoke")
     assert base["teacher"] == {"name": "mcc-kd", "samples": 5}
-    assert base["negatives"] == {"name": "teacher+self-play", "lag": 5, "temperature": 1.5}
+    assert base["negatives"] == {"name": "teacher+self-play", "lag": 5, "temperature": 1.5, "sample_batch_size": 256}
     expected = {"qcrd-j3": ("negatives", "lag", 3), "qcrd-j10": ("negatives", "lag", 10),
                 "qcrd-tau2": ("negatives", "temperature", 2.0), "qcrd-maxmin": ("loss", "scheme", "maxmin"),
                 "qcrd-fixed": ("negatives", "name", "teacher+fixed"),

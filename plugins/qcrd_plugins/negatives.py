@@ -43,7 +43,11 @@ class StudentNegatives(NegativeGenerator):
 
     def __init__(self, name: str, fixed: bool, with_teacher: bool, description: str):
         self.name, self.fixed, self.with_teacher, self.description = name, fixed, with_teacher, description
-        self.defaults = {"temperature": 1.5} if fixed else {"lag": 5, "temperature": 1.5}
+        # sample_batch_size: sequences per generate call when an iteration's negatives are
+        # drawn ahead (speed and memory only).
+        self.defaults = {"temperature": 1.5, "sample_batch_size": 256}
+        if not fixed:
+            self.defaults["lag"] = 5
 
     def lag(self, params: dict[str, Any]) -> int | None:
         return None if self.fixed else params["lag"]
@@ -53,12 +57,15 @@ class StudentNegatives(NegativeGenerator):
             raise ConfigError(f"negatives.lag: must be >= 0, got {params['lag']}")
         if params["temperature"] <= 0:
             raise ConfigError(f"negatives.temperature: must be > 0, got {params['temperature']}")
+        if params["sample_batch_size"] < 1:
+            raise ConfigError(f"negatives.sample_batch_size: must be >= 1, got {params['sample_batch_size']}")
 
     def session(self, context: TrainContext, params: dict[str, Any]):
         from qcrd_bench.selfplay import SelfPlaySession
 
         return SelfPlaySession(context, lag=params.get("lag", 0), fixed=self.fixed,
-                               temperature=params["temperature"], with_teacher=self.with_teacher)
+                               temperature=params["temperature"], with_teacher=self.with_teacher,
+                               sample_batch_size=params["sample_batch_size"])
 
 
 @hookimpl
