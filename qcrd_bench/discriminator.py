@@ -121,11 +121,20 @@ class DiscriminatorSession:
         The judge reads a rationale as the student learns it: its first
         ``rationale_tokens`` tokens of the judge's tokenizer (default: the student's
         train.max_target_length; the same tokens when the judge is a copy of the student's encoder).
-        Pairs are scored in length-sorted chunks, so a long pair pads only its neighbours."""
+        Pairs are scored in length-sorted chunks, so a long pair pads only its neighbours.
+        A pair that occurs more than once (a teacher repeating itself) is scored once and its
+        score shared, so its gradient counts every occurrence: exactly the per-pair result
+        without dropout, and the same in expectation with it."""
         if not rationales:
             return torch.zeros(0, device=self.context.device)
-        pairs = self.tokenizer(inputs, self._clip(rationales), truncation=True,
-                               max_length=self.params["max_length"])["input_ids"]
+        tokenized = self.tokenizer(inputs, self._clip(rationales), truncation=True,
+                                   max_length=self.params["max_length"])["input_ids"]
+        first = {}
+        where = torch.tensor([first.setdefault(tuple(ids), len(first)) for ids in tokenized],
+                             device=self.context.device)
+        return self._score_unique([list(ids) for ids in first])[where]
+
+    def _score_unique(self, pairs: list[list[int]]) -> torch.Tensor:
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i]))
         chunk = self.params["score_batch_size"]
         parts = []

@@ -187,6 +187,19 @@ def rationale_nll(model, encoder_states: torch.Tensor, mask: torch.Tensor, targe
     return sequence_nll(out.logits, labels)
 
 
+def unique_nll(model, encoder_states: torch.Tensor, mask: torch.Tensor, targets: list[list[int]],
+               owner: torch.Tensor, device) -> torch.Tensor:
+    """``rationale_nll`` computed once per distinct (example, target): for passes without
+    dropout, where a repeated rationale (a teacher repeating itself) has the same NLL."""
+    first: dict[tuple, int] = {}
+    where = [first.setdefault((b, tuple(t)), len(first)) for b, t in zip(owner.tolist(), targets)]
+    if len(first) == len(targets):
+        return rationale_nll(model, encoder_states, mask, targets, owner, device)
+    kept = torch.tensor([b for b, _ in first], dtype=torch.long, device=owner.device)
+    nll_kept = rationale_nll(model, encoder_states, mask, [list(t) for _, t in first], kept, device)
+    return nll_kept[torch.tensor(where, device=nll_kept.device)]
+
+
 def batches(n: int, batch_size: int, generator: torch.Generator, lengths: list[int] | None = None,
             group: int = 0):
     """Endless seeded shuffles of range(n), cut into global batches of ``batch_size`` (the
@@ -480,8 +493,8 @@ class StepLoss:
                 # dropout (tests/test_qcrd.py checks that case).
                 training = self.model.training
                 self.model.eval()
-                all_pos = rationale_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
-                all_neg = rationale_nll(self.wrapped, states.detach(), mask, neg_targets, neg_owner, self.device)
+                all_pos = unique_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
+                all_neg = unique_nll(self.wrapped, states.detach(), mask, neg_targets, neg_owner, self.device)
                 self.model.train(training)
             chosen = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
                                     self.params["delta"], self.generator)

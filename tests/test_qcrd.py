@@ -134,7 +134,8 @@ def test_selection_without_gradients_matches_full_computation():
     """Scoring all rationales without gradients and back-propagating the chosen ones gives
     the loss and gradients of back-propagating through every rationale."""
     student = tiny()
-    positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7."), Rationale("Tom")],
+    # A repeated positive (a teacher repeating itself) is decoded once in the selection pass.
+    positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7."), Rationale(TEXTS[4]), Rationale("Tom")],
                  "b": [Rationale(TEXTS[5]), Rationale("pens")]}
 
     class Negatives:
@@ -277,6 +278,28 @@ def test_judge_scores_by_length_chunks_equal_one_padded_batch():
     assert TEXTS[4].startswith(clipped) and 0 < len(clipped) < len(TEXTS[4])
     assert len(session.tokenizer(clipped, add_special_tokens=False)["input_ids"]) == 3
     assert torch.allclose(session.scores([TEXTS[0]], [TEXTS[4]]), session.scores([TEXTS[0]], [clipped]))
+
+
+def test_a_repeated_pair_is_scored_once_and_its_gradient_counts_every_occurrence():
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    context = TrainContext(tiny(), None, [], {}, {}, CFG, torch.device("cpu"), 1)
+    params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8}
+    session = DiscriminatorSession(context, params)
+    session.module.eval()
+    inputs, rationales = [TEXTS[0], TEXTS[1], TEXTS[0], TEXTS[0]], [TEXTS[4], TEXTS[4], TEXTS[4], TEXTS[5]]
+    scored, forward = [], session.module.forward
+    session.module.forward = lambda ids, mask: scored.append(len(ids)) or forward(ids, mask)
+    together = session.scores(inputs, rationales)
+    assert scored == [3]  # (TEXTS[0], TEXTS[4]) twice: scored once
+    (together * torch.arange(1.0, 5.0)).sum().backward()
+    grads = [p.grad.clone() for p in session.parameters()]
+    session.module.zero_grad()
+    one_by_one = torch.cat([session.scores([x], [r]) for x, r in zip(inputs, rationales)])
+    (one_by_one * torch.arange(1.0, 5.0)).sum().backward()
+    assert torch.allclose(together, one_by_one, atol=1e-6)
+    for a, p in zip(grads, session.parameters()):
+        assert torch.allclose(a, p.grad, atol=1e-6)
 
 
 def test_judge_scores_in_the_runs_mixed_precision_as_float32():
