@@ -225,6 +225,25 @@ def test_realised_systematic_rate_matches_the_knob_per_question():
     assert labels["valid"] == sum(labels.values()) - labels["wrong-operation"]
 
 
+def test_a_systematic_kind_makes_the_teacher_consistently_wrong_about_that_event_kind():
+    data, out, labels = teach(300, q_systematic=1.0, systematic_kind="lose")
+    task, hit = SynthArith(), 0
+    for example in data.train:
+        problem = task.problem(example, data.params)
+        steps = true_steps(problem)[1]
+        own = out.rationales[example.id]
+        flipped = systematic_error(problem, steps, random.Random(0), "lose")
+        if flipped is None:  # no lose step of the asked person (or a flip that keeps the answer): clean
+            assert all(r.answer == example.answer for r in own)
+            continue
+        hit += 1
+        assert [s.op for s in flipped if s.event.kind == "lose"][0] == "+"  # a loss done as a gain
+        assert all(r.answer == flipped[-1].after != example.answer for r in own)
+    assert hit > 30 and labels["wrong-operation"] == hit * Synthetic.defaults["samples"]
+    with pytest.raises(ConfigError, match="teacher.systematic_kind"):
+        Synthetic().check({**Synthetic.defaults, "systematic_kind": "steal"})
+
+
 def test_sample_accuracy_follows_p_dynamic_and_the_majority_vote_beats_it():
     task = SynthArith()
     data, out, _ = teach(1000, label=False, p_dynamic=0.4)

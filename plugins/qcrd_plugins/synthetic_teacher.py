@@ -12,7 +12,11 @@ Each sample is drawn, independently, as one of:
 
 For a ``q_systematic`` share of questions every sample carries the same misconception (a
 transfer in the wrong direction, a gain as a loss, a doubling as an addition) instead, so
-the majority answer is wrong.  ``phrasings`` sets how many wordings the steps use.
+the majority answer is wrong.  With ``systematic_kind`` (an event kind: give, gain, lose,
+times) the misconception is always that kind's step done the wrong way, and hits that share
+of the questions that have such a step: at ``q_systematic`` = 1 the teacher is consistently
+wrong about one kind of event, an error the student can learn, where independent errors
+average out.  ``phrasings`` sets how many wordings the steps use.
 
 Methods see only each sample's text and the answer parsed from its reply, as from a real
 LLM.  What noise a sample carries is never part of a Rationale; the run's diagnostics label
@@ -32,7 +36,7 @@ from qcrd_bench.components import Rationale, Task, TaskData, Teacher, TeacherOut
 from qcrd_bench.errors import ConfigError
 from qcrd_bench.hookspecs import hookimpl
 
-from .tasks.synth_arith import (STEP_PHRASINGS, Event, Problem, apply_op, event_op, start_text, step_text)
+from .tasks.synth_arith import (KINDS, STEP_PHRASINGS, Event, Problem, apply_op, event_op, start_text, step_text)
 
 NOISE = ("clean", "dynamic", "static", "irrelevant", "systematic")
 
@@ -109,11 +113,15 @@ def dynamic_error(problem: Problem, steps: list[Step], rng: random.Random) -> tu
     return carry(steps, len(steps) - 1, replace(last, after=nudge(last.after, rng))), DYNAMIC["arithmetic"]
 
 
-def systematic_error(problem: Problem, steps: list[Step], rng: random.Random) -> list[Step] | None:
+def systematic_error(problem: Problem, steps: list[Step], rng: random.Random, kind: str = "") -> list[Step] | None:
     """The question's one misconception: a transfer the wrong way round if there is one, else
-    the first other step's operation flipped; None if it would leave the answer right."""
-    gives = [i for i, s in enumerate(steps) if s.event.kind == "give"]
-    for index in (gives or []) + list(range(len(steps))):
+    the first other step's operation flipped; with ``kind``, only a step of that kind is
+    flipped.  None if there is no such step or the flip would leave the answer right."""
+    if kind:
+        candidates = [i for i, s in enumerate(steps) if s.event.kind == kind]
+    else:
+        candidates = [i for i, s in enumerate(steps) if s.event.kind == "give"] + list(range(len(steps)))
+    for index in candidates:
         step = steps[index]
         op = FLIP[step.op]
         wrong = carry(steps, index, replace(step, op=op, after=apply_op(step.before, op, step.amount)))
@@ -190,7 +198,7 @@ class Synthetic(Teacher):
                    "(p_dynamic, p_static, p_irrelevant, q_systematic)")
     # seed -1: the run's seed (teach: 0), so the methods of one seed see the same samples.
     defaults = {"samples": 5, "p_dynamic": 0.0, "p_static": 0.0, "p_irrelevant": 0.0, "q_systematic": 0.0,
-                "phrasings": 1, "seed": -1}
+                "systematic_kind": "", "phrasings": 1, "seed": -1}
 
     def check(self, params: dict[str, Any]) -> None:
         for key in ("p_dynamic", "p_static", "p_irrelevant", "q_systematic"):
@@ -202,6 +210,9 @@ class Synthetic(Teacher):
                               f"kind of noise), got {total:g}")
         if params["samples"] < 1:
             raise ConfigError(f"teacher.samples: must be >= 1, got {params['samples']}")
+        if params["systematic_kind"] not in ("", *KINDS):
+            raise ConfigError(f"teacher.systematic_kind: an event kind ({', '.join(KINDS)}) or empty for any, "
+                              f"got {params['systematic_kind']!r}")
         if not 1 <= params["phrasings"] <= STEP_PHRASINGS:
             raise ConfigError(f"teacher.phrasings: must be in [1, {STEP_PHRASINGS}], got {params['phrasings']}")
 
@@ -216,7 +227,7 @@ class Synthetic(Teacher):
             rng = random.Random(f"synthetic/{seed}/{example.id}")
             misconception = None
             if rng.random() < params["q_systematic"]:
-                misconception = systematic_error(problem, true_steps(problem)[1], rng)
+                misconception = systematic_error(problem, true_steps(problem)[1], rng, params["systematic_kind"])
             samples, texts = [], []
             for _ in range(params["samples"]):
                 kind = "systematic" if misconception is not None else draw_kind(rng, params)
