@@ -341,6 +341,18 @@ def test_bad_numbers(mirror, tracking_uri, setting, needle):
     assert_user_error(invoke([*SVAMP, "--set", setting], tracking_uri), tracking_uri, needle)
 
 
+METHOD_CASES = [
+    (["-m", "qcrd", "-t", "svamp"], "negatives.sample_batch_size=0", "negatives.sample_batch_size: must be >= 1, got 0"),
+    (["-m", "dss", "-t", "synth-arith", "--teacher", "synthetic"], "teacher.systematic_kind=steal",
+     "teacher.systematic_kind: an event kind (give, gain, lose, times) or empty for any, got 'steal'"),
+]
+
+
+@pytest.mark.parametrize("where, setting, needle", METHOD_CASES, ids=[setting for _, setting, _ in METHOD_CASES])
+def test_bad_component_settings(mirror, tracking_uri, where, setting, needle):
+    assert_user_error(invoke(["run", *where, *FAST, "--set", setting], tracking_uri), tracking_uri, needle)
+
+
 # ---------------------------------------------------------------- 11. student directories
 
 
