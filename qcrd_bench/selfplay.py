@@ -65,11 +65,7 @@ class SelfPlaySession:
         """Negatives for a batch about to be trained at optimizer step ``step`` (1-based)."""
         result = teacher_negatives(self.context, examples) if self.with_teacher else [[] for _ in examples]
         if self.with_student:
-            self._advance((step - 1) // self.context.iteration_steps)
-            missing = [e for e in examples if e.id not in self.cache]
-            if missing:
-                for example, text in zip(missing, self._sample(missing)):
-                    self.cache[example.id] = text
+            self._draw(examples, step, batch_size=max(len(examples), 1))  # a batch not drawn ahead: at once
             for example, negatives in zip(examples, result):
                 text = self.cache[example.id]
                 positives = {same_text_key(r.text) for r in self.context.positives.get(example.id, [])}
@@ -80,12 +76,16 @@ class SelfPlaySession:
     def prefetch(self, examples: list[Example], step: int) -> None:
         """Sample now the negatives of ``examples``, which are trained later in the iteration
         of ``step``, in batches of ``sample_batch_size``."""
-        if not self.with_student:
-            return
+        if self.with_student:
+            self._draw(examples, step, self.sample_batch_size)
+
+    def _draw(self, examples: list[Example], step: int, batch_size: int) -> None:
+        """Sample, ``batch_size`` per generate call, the negatives of the ``examples`` not yet
+        drawn in the iteration of ``step``."""
         self._advance((step - 1) // self.context.iteration_steps)
         missing = [e for e in examples if e.id not in self.cache]
-        for start in range(0, len(missing), self.sample_batch_size):
-            chunk = missing[start:start + self.sample_batch_size]
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start:start + batch_size]
             self.cache.update(zip((e.id for e in chunk), self._sample(chunk)))
 
     def _advance(self, iteration: int) -> None:

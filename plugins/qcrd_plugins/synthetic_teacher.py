@@ -195,7 +195,7 @@ def sample_rationale(problem: Problem, kind: str, rng: random.Random, phrasings:
 class Synthetic(Teacher):
     name = "synthetic"
     description = ("K noisy rationales per synth-arith question with noise of known kinds and rates "
-                   "(p_dynamic, p_static, p_irrelevant, q_systematic)")
+                   "(p_dynamic, p_static, p_irrelevant, q_systematic, systematic_kind)")
     # seed -1: the run's seed (teach: 0), so the methods of one seed see the same samples.
     defaults = {"samples": 5, "p_dynamic": 0.0, "p_static": 0.0, "p_irrelevant": 0.0, "q_systematic": 0.0,
                 "systematic_kind": "", "phrasings": 1, "seed": -1}
