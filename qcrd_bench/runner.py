@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__, truth
 from .components import PREDICT, Example, Loss, Method, Rationale, Task, TaskData
@@ -49,6 +49,9 @@ class Prepared:
     teacher_prompt: dict[str, str] | None = None
     targets: dict[str, str] | None = None  # label-side target per training id (Loss.label_target); None: gold
     truth_stats: dict[str, float] | None = None  # the teacher and filter against a checker (truth.py)
+    # The task's checker (None without one), shared by every diagnostic of the run so that
+    # each rationale is checked once.
+    check: Callable[[Example, str], str] | None = None
 
 
 def component(catalog: Catalog, config: dict, slot: str):
@@ -89,7 +92,7 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
                                                                 "sha256": prompt.sha256()},
                     targets=targets,
                     truth_stats=truth.teacher_truth(check, data.train, teacher_out.rationales, positives, negatives)
-                    if check and teacher_out.rationales else None)
+                    if check and teacher_out.rationales else None, check=check)
 
 
 def teacher_params(config: dict) -> dict[str, Any]:
@@ -436,7 +439,7 @@ def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, de
     iteration_steps = tc["iteration_steps"] or tc["eval_every"]
     if not prep.components["loss"].uses_negatives:
         return Judge(iteration_steps=iteration_steps)
-    check = truth.checker(prep.task, prep.data.params)
+    check = prep.check
     if device is None:
         from .distributed import process_state
 
@@ -522,7 +525,7 @@ def _log_samples(run, student, prep: Prepared, rows: list[dict], config: dict, d
         texts = [loss.rationale_text(row["prediction"]) for row in rows[: len(examples)]]
         if any(text is None for text in texts):
             return {}
-    check = truth.checker(prep.task, prep.data.params)
+    check = prep.check
     if shown and examples:
         run.log_table([{**row, "student_rationale": text, **({"truth": check(e, text)} if check else {})}
                        for row, e, text in zip(rows[:shown], examples, texts)], "predictions/test_rationales.json")

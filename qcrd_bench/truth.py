@@ -23,10 +23,21 @@ def has_checker(task: Task) -> bool:
 
 
 def checker(task: Task, params: dict[str, Any]) -> Callable[[Example, str], str] | None:
-    """``check(example, text) -> label`` for ``task`` with these task parameters, or None."""
+    """``check(example, text) -> label`` for ``task`` with these task parameters, or None.
+
+    Labels are remembered per (example, text): a teacher repeats itself (K identical samples
+    at one phrasing) and its rationales come back every epoch, and the checker is pure."""
     if not has_checker(task):
         return None
-    return lambda example, text: task.check_rationale(example, text, params)
+    labels: dict[tuple[str, str], str] = {}
+
+    def check(example: Example, text: str) -> str:
+        key = (example.id, text)
+        if key not in labels:
+            labels[key] = task.check_rationale(example, text, params)
+        return labels[key]
+
+    return check
 
 
 def shares(labels: list[str], prefix: str) -> dict[str, float]:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from qcrd_bench.cli import main
 from qcrd_bench.components import Example, Rationale
-from qcrd_bench.truth import auroc, rationale_metrics, teacher_truth
+from qcrd_bench.truth import auroc, checker, rationale_metrics, teacher_truth
 from conftest import runs_in
 
 SMALL = ["--set", "task.train_size=60", "--set", "task.val_size=20", "--set", "task.test_size=30",
@@ -90,6 +90,21 @@ def test_rationale_metrics_and_auroc(catalog):
     assert metrics["test/rationale_valid"] == pytest.approx(1 / 3)
     assert metrics["test/rationale_label/unparseable"] == pytest.approx(1 / 3)
     assert auroc([0.9, 0.8, 0.1], [True, True, False]) == 1.0 and auroc([0.5], [True]) is None
+
+
+def test_the_checker_labels_each_example_and_text_once(catalog, monkeypatch):
+    task = catalog.tasks.get("synth-arith")
+    params = {**task.defaults, "train_size": 2, "val_size": 1, "test_size": 1}
+    first, second = task.load(params).train
+    gold = task.gold_rationale(first, params).text
+    calls = []
+    original = type(task).check_rationale
+    monkeypatch.setattr(type(task), "check_rationale",
+                        lambda self, e, t, p: calls.append((e.id, t)) or original(self, e, t, p))
+    check = checker(task, params)
+    labels = [check(first, gold), check(first, gold), check(first, "nothing"), check(second, gold)]
+    assert labels[:3] == ["valid", "valid", "unparseable"] and labels[3] != "valid"
+    assert calls == [(first.id, gold), (first.id, "nothing"), (second.id, gold)]
 
 
 def test_a_suite_crosses_methods_with_teachers(catalog, tmp_path):
