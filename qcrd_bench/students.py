@@ -291,6 +291,24 @@ def load_pretrained(auto_class, name: str, error: type[QcrdError] = None, label:
     return model, tokenizer
 
 
+def has_dropout(model: torch.nn.Module) -> bool:
+    """Whether training mode draws dropout anywhere in ``model``: a dropout module with p > 0,
+    or a dropout rate in its config (or a sub-config), which attention reads as a number."""
+    if any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules()):
+        return True
+
+    def rates(tree: dict):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from rates(value)
+            elif isinstance(key, str) and "dropout" in key and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool):
+                yield value
+
+    config = getattr(model, "config", None)
+    return config is not None and any(rate > 0 for rate in rates(config.to_dict()))
+
+
 def autocast(config: dict, device) -> contextlib.AbstractContextManager:
     """``train.mixed_precision`` as an autocast context on ``device``, for forward passes
     that do not go through the model accelerate wrapped (the quality judge)."""

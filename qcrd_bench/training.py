@@ -50,6 +50,7 @@ from .describe import percent
 from .errors import QcrdError
 from .evaluation import EXPLAIN, PREDICT, evaluate
 from .objectives import discriminator_loss, select_indices, sequence_nll
+from .students import has_dropout
 
 
 class Tokens:
@@ -198,6 +199,15 @@ def unique_nll(model, encoder_states: torch.Tensor, mask: torch.Tensor, targets:
     kept = torch.tensor([b for b, _ in first], dtype=torch.long, device=owner.device)
     nll_kept = rationale_nll(model, encoder_states, mask, [list(t) for _, t in first], kept, device)
     return nll_kept[torch.tensor(where, device=nll_kept.device)]
+
+
+def pos_neg_nll(decode, model, encoder_states: torch.Tensor, mask: torch.Tensor, pos_targets: list[list[int]],
+                pos_owner: torch.Tensor, neg_targets: list[list[int]], neg_owner: torch.Tensor,
+                device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(positives' NLL, negatives' NLL) from one decoder call of ``decode`` (``rationale_nll`` or
+    ``unique_nll``) over both: one pass costs less than two on a small student."""
+    both = decode(model, encoder_states, mask, pos_targets + neg_targets, torch.cat([pos_owner, neg_owner]), device)
+    return both[: len(pos_targets)], both[len(pos_targets):]
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator, lengths: list[int] | None = None,
@@ -462,6 +472,9 @@ class StepLoss:
         self.model, self.wrapped, self.tokens, self.loss, self.params = model, wrapped, tokens, loss, params
         self.judge, self.device, self.generator = judge, device, generator
         self.pad_id = tokens.tokenizer.pad_token_id
+        # Without dropout the selecting pass and the gradient pass would compute the same
+        # values, so one pass with gradients serves both (exactly).
+        self.one_pass = not has_dropout(model)
 
     def __call__(self, items: list[Encoded], step: int):
         label_nll = nll(self.wrapped, [it.predict for it in items], [it.label for it in items], self.pad_id, self.device)
@@ -482,20 +495,14 @@ class StepLoss:
         states = self.model.get_encoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
         chosen = None  # (positive indices, negative indices) a selecting scheme keeps
+        candidates = None  # with one pass: the NLL of every positive and negative, with gradients
         if self.loss.selects(self.params) and (len(pos_targets) > len(items) or neg_targets):
-            with torch.no_grad():
-                # The selecting decoder pass runs without dropout: its masks would not be
-                # the ones the gradient pass draws.  It reads the encoder states of the
-                # gradient pass, which carry that pass's dropout, and the chosen rationales
-                # are then decoded again with fresh dropout: given the choice, the loss is
-                # the full computation's in expectation over the masks, and the choice is
-                # made on the noise-free decoder, so the two are equal exactly only without
-                # dropout (tests/test_qcrd.py checks that case).
-                training = self.model.training
-                self.model.eval()
-                all_pos = unique_nll(self.wrapped, states.detach(), mask, pos_targets, pos_owner, self.device)
-                all_neg = unique_nll(self.wrapped, states.detach(), mask, neg_targets, neg_owner, self.device)
-                self.model.train(training)
+            if self.one_pass:
+                candidates = pos_neg_nll(unique_nll, self.wrapped, states, mask, pos_targets, pos_owner, neg_targets,
+                                         neg_owner, self.device)
+                all_pos, all_neg = (values.detach() for values in candidates)
+            else:
+                all_pos, all_neg = self._selection_pass(states, mask, pos_targets, pos_owner, neg_targets, neg_owner)
             chosen = select_indices(all_pos, pos_owner, all_neg, neg_owner, len(items), self.params["scheme"],
                                     self.params["delta"], self.generator)
         pos_scores, neg_scores, disc_loss, terms = self._judge(items, pos_texts, neg_texts, pos_owner, neg_owner,
@@ -504,12 +511,32 @@ class StepLoss:
             p, n = chosen
             pos_targets, pos_owner, pos_scores = [pos_targets[i] for i in p.tolist()], pos_owner[p], pos_scores[p]
             neg_targets, neg_owner, neg_scores = [neg_targets[i] for i in n.tolist()], neg_owner[n], neg_scores[n]
-        pos_nll = rationale_nll(self.wrapped, states, mask, pos_targets, pos_owner, self.device)
-        neg_nll = rationale_nll(self.wrapped, states, mask, neg_targets, neg_owner, self.device)
+        if candidates is not None:
+            pos_nll, neg_nll = candidates[0][p], candidates[1][n]
+        else:
+            pos_nll, neg_nll = pos_neg_nll(rationale_nll, self.wrapped, states, mask, pos_targets, pos_owner,
+                                           neg_targets, neg_owner, self.device)
         out = self.loss(LossInputs(label_nll, pos_nll, pos_owner, pos_scores, neg_nll, neg_owner,
                                    neg_scores, disc_loss, iteration), self.params)
         out.terms.update(terms)
         return out
+
+    @torch.no_grad()
+    def _selection_pass(self, states, mask, pos_targets, pos_owner, neg_targets, neg_owner):
+        """The NLL of every positive and negative, to choose from, for a student with dropout.
+
+        It runs without dropout: its masks would not be the ones the gradient pass draws.  It
+        reads the encoder states of the gradient pass, which carry that pass's dropout, and the
+        chosen rationales are then decoded again with fresh dropout: given the choice, the loss
+        is the full computation's in expectation over the masks, and the choice is made on the
+        noise-free decoder (tests/test_qcrd.py checks the case without dropout)."""
+        training = self.model.training
+        self.model.eval()
+        try:
+            return pos_neg_nll(unique_nll, self.wrapped, states.detach(), mask, pos_targets, pos_owner, neg_targets,
+                               neg_owner, self.device)
+        finally:
+            self.model.train(training)
 
     def _owner(self, counts: list[int]) -> torch.Tensor:
         return torch.tensor([b for b, c in enumerate(counts) for _ in range(c)], dtype=torch.long, device=self.device)

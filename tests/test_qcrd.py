@@ -130,10 +130,12 @@ def test_qcrd_total_equals_dss_with_one_positive_no_negatives_unit_scores():
     assert qcrd_total.item() == dss_total.item()
 
 
-def test_selection_without_gradients_matches_full_computation():
-    """Scoring all rationales without gradients and back-propagating the chosen ones gives
-    the loss and gradients of back-propagating through every rationale."""
-    student = tiny()
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_selection_without_gradients_matches_full_computation(dropout):
+    """Choosing among all rationales and back-propagating the chosen ones gives the loss and
+    gradients of back-propagating through every rationale: with dropout by a selection pass
+    without gradients and a second pass over the chosen, without dropout in one pass."""
+    student = t5_from_config("t5-tiny", TEXTS, seed=0, vocab_size=300, dropout=dropout)
     # A repeated positive (a teacher repeating itself) is decoded once in the selection pass.
     positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7."), Rationale(TEXTS[4]), Rationale("Tom")],
                  "b": [Rationale(TEXTS[5]), Rationale("pens")]}
@@ -159,6 +161,7 @@ def test_selection_without_gradients_matches_full_computation():
         loss = QcrdContrastive()
         loss.selects = lambda p: selects
         fn, tokens = step_loss(student, loss, params, judge)
+        assert fn.one_pass == (dropout == 0)
         items = encode_examples(tokens, examples(), positives)
         student.model.eval()  # no dropout: the two paths run different numbers of forward passes
         student.model.zero_grad()
