@@ -111,6 +111,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "amount_max": 9, "max_value": 30, "train_size": 20000},
         "student": {"name": "t5-tiny-h16", "tokenizer": "word", "dropout": 0.0},
         "discriminator": {"pretrain_steps": 100},
+        # Self-play samples of a tiny student, drawn 1024 to a generate call: 16% faster than 256.
+        "negatives": {"sample_batch_size": 1024},
         "train": {"steps": 2000, "batch_size": 32, "lr": 2e-3, "warmup_steps": 100, "eval_every": 250,
                   "log_every": 50, "iteration_steps": 200, "checkpoint_every": 500, "max_input_length": 64,
                   # The longest teacher rationale of this level is 27 tokens: 32 truncates none, and
