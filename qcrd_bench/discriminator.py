@@ -127,12 +127,29 @@ class DiscriminatorSession:
         without dropout, and the same in expectation with it."""
         if not rationales:
             return torch.zeros(0, device=self.context.device)
-        tokenized = self.tokenizer(inputs, self._clip(rationales), truncation=True,
-                                   max_length=self.params["max_length"])["input_ids"]
         first = {}
-        where = torch.tensor([first.setdefault(tuple(ids), len(first)) for ids in tokenized],
+        where = torch.tensor([first.setdefault(tuple(ids), len(first)) for ids in self._pairs(inputs, rationales)],
                              device=self.context.device)
         return self._score_unique([list(ids) for ids in first])[where]
+
+    def _pairs(self, inputs: list[str], rationales: list[str]) -> list[list[int]]:
+        """Token ids of each (input, clipped rationale) pair, tokenizing each pair once: a
+        rationale within the limit in a pair that was not truncated tokenizes as the clipped
+        one would (a fast tokenizer encodes the two texts apart), so only the others, rare,
+        are clipped and tokenized again.  A slow tokenizer has no sequence ids: all are clipped."""
+        max_length = self.params["max_length"]
+        if not self.tokenizer.is_fast:
+            return self.tokenizer(inputs, self._clip(rationales), truncation=True, max_length=max_length)["input_ids"]
+        encoded = self.tokenizer(inputs, rationales, truncation=True, max_length=max_length)
+        ids, limit = encoded["input_ids"], self._rationale_limit()
+        redo = [i for i, pair in enumerate(ids)
+                if len(pair) >= max_length or encoded.sequence_ids(i).count(1) > limit]
+        if redo:
+            again = self.tokenizer([inputs[i] for i in redo], self._clip([rationales[i] for i in redo]),
+                                   truncation=True, max_length=max_length)["input_ids"]
+            for i, pair in zip(redo, again):
+                ids[i] = pair
+        return ids
 
     def _score_unique(self, pairs: list[list[int]]) -> torch.Tensor:
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i]))
@@ -147,8 +164,11 @@ class DiscriminatorSession:
         inverse[torch.tensor(order, device=self.context.device)] = torch.arange(len(order), device=self.context.device)
         return torch.cat(parts)[inverse]
 
+    def _rationale_limit(self) -> int:
+        return self.params["rationale_tokens"] or self.context.config["train"]["max_target_length"]
+
     def _clip(self, rationales: list[str]) -> list[str]:
-        limit = self.params["rationale_tokens"] or self.context.config["train"]["max_target_length"]
+        limit = self._rationale_limit()
         offsets = self.tokenizer(rationales, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         return [text if len(spans) <= limit else text[: spans[limit - 1][1]]
                 for text, spans in zip(rationales, offsets)]

