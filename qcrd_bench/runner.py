@@ -416,7 +416,9 @@ def _share_longer(tokenizer, texts: list[str], limit: int) -> float:
     if not texts:
         return 0.0
     # verbose=False: measuring a text longer than the model takes is the point here.
-    lengths = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+    from .training import distinct_map
+
+    lengths = distinct_map(lambda distinct: [len(ids) for ids in tokenizer(distinct, verbose=False)["input_ids"]], texts)
     return sum(n > limit for n in lengths) / len(lengths)
 
 

@@ -152,9 +152,17 @@ def encode_examples(tokens: Tokens, examples: list[Example], positives: dict[str
     explain = tokens.inputs([EXPLAIN + e.input for e in examples])
     labels = tokens.targets([e.label if targets is None else targets[e.id] for e in examples])
     texts = [[r.text for r in positives.get(e.id, [])] for e in examples]
-    flat_ids = iter(tokens.targets([t for group in texts for t in group]))
+    flat_ids = iter(distinct_map(tokens.targets, [t for group in texts for t in group]))
     return [Encoded(e, p, l, x, [next(flat_ids) for _ in group], group)
             for e, p, l, x, group in zip(examples, predict, labels, explain, texts)]
+
+
+def distinct_map(encode: Callable[[list[str]], list], texts: list[str]) -> list:
+    """``encode(texts)`` computed over the distinct texts only (a teacher repeating itself
+    is tokenized once); a repeated text shares its result, which callers only read."""
+    distinct = list(dict.fromkeys(texts))
+    results = dict(zip(distinct, encode(distinct)))
+    return [results[text] for text in texts]
 
 
 def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
