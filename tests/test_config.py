@@ -90,7 +90,8 @@ def test_unknown_method_task_preset(catalog):
 def test_choosing_another_component_drops_the_old_ones_params(catalog):
     # The cpu preset sets minilm's decoder_layers; picking t5-tiny drops it instead of failing.
     cfg = resolve(catalog, "dss", "svamp", "cpu", None, {"student.name": "t5-tiny"})
-    assert cfg["student"] == {"name": "t5-tiny", "vocab_size": 2048, "tokenizer": "bpe", "dropout": 0.1}
+    assert cfg["student"] == {"name": "t5-tiny", "vocab_size": 2048, "tokenizer": "bpe", "dropout": 0.1,
+                              "attention": "eager"}
     # Any other student name is loaded with from_pretrained and takes no parameters.
     assert resolve(catalog, "dss", "svamp", "smoke", None, {"student.name": "/models/t5"})["student"] == {
         "name": "/models/t5"}

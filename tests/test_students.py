@@ -121,6 +121,21 @@ def test_t5_mini_size():
     assert 6e6 < student.info["n_params"] < 9e6  # ~7.4M + vocab x 256 (tied)
 
 
+def test_eager_and_sdpa_attention_compute_the_same_outputs():
+    """student.attention picks transformers' implementation, not the model: eager (the default,
+    faster on a CPU at these sizes) and sdpa give the same logits from the same seed."""
+    eager = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300)
+    sdpa = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300, attention="sdpa")
+    assert eager.model.config._attn_implementation == "eager" and eager.info["attention"] == "eager"
+    assert sdpa.model.config._attn_implementation == "sdpa"
+    batch = _batch(eager, TEXTS[:2], TEXTS[1:3])
+    batch["attention_mask"][0, -1] = 0  # a padded position, as in every batch of mixed lengths
+    with torch.no_grad():
+        assert torch.allclose(eager.model.eval()(**batch).logits, sdpa.model.eval()(**batch).logits, atol=1e-5)
+    with pytest.raises(StudentError, match="attention"):
+        students.t5_from_config("t5-tiny", TEXTS, seed=0, vocab_size=300, attention="flash")
+
+
 def test_unknown_size_raises():
     with pytest.raises(StudentError, match="t5-tiny"):
         students.t5_from_config("t5-huge", TEXTS, seed=0)
@@ -135,6 +150,7 @@ def test_save_and_reload_gives_identical_outputs(tmp_path):
     again = students.from_pretrained(str(tmp_path / "s"))
     assert again.tokenizer.get_vocab() == student.tokenizer.get_vocab()
     assert again.info["n_params"] == student.info["n_params"]
+    assert again.model.config._attn_implementation == "eager"  # as the student was built
     batch = _batch(student, TEXTS[:2], TEXTS[1:3])
     student.model.eval()
     again.model.eval()

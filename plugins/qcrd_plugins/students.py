@@ -15,15 +15,19 @@ class ConfigT5(StudentBuilder):
 
     # tokenizer: bpe (digits split, for real tasks) | word (one token per word and number, for
     # generated tasks, where a number is a symbol to copy and combine, not a string to spell).
-    defaults = {"vocab_size": 2048, "tokenizer": "bpe", "dropout": 0.1}
+    # attention: eager | sdpa, transformers' implementation (the same attention; eager is faster
+    # on a CPU at these sizes, see qcrd_bench.students.t5_from_config).
+    defaults = {"vocab_size": 2048, "tokenizer": "bpe", "dropout": 0.1, "attention": "eager"}
 
     def check(self, params: dict[str, Any]) -> None:
-        from qcrd_bench.students import TOKENIZERS
+        from qcrd_bench.students import ATTENTIONS, TOKENIZERS
 
         if not 0 <= params["dropout"] < 1:
             raise ConfigError(f"student.dropout: must be in [0, 1), got {params['dropout']}")
         if params["tokenizer"] not in TOKENIZERS:
             raise ConfigError(f"student.tokenizer: must be one of {', '.join(TOKENIZERS)}, got {params['tokenizer']!r}")
+        if params["attention"] not in ATTENTIONS:
+            raise ConfigError(f"student.attention: must be one of {', '.join(ATTENTIONS)}, got {params['attention']!r}")
 
     def __init__(self, size: str, description: str):
         self.name = size
@@ -33,7 +37,7 @@ class ConfigT5(StudentBuilder):
         from qcrd_bench.students import t5_from_config
 
         return t5_from_config(self.name, train_texts, seed=seed, vocab_size=params["vocab_size"],
-                              tokenizer=params["tokenizer"], dropout=params["dropout"])
+                              tokenizer=params["tokenizer"], dropout=params["dropout"], attention=params["attention"])
 
 
 class MiniLM(StudentBuilder):
