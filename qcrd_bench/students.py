@@ -45,10 +45,10 @@ PAD, EOS, UNK = "<pad>", "</s>", "<unk>"  # ids 0, 1, 2: the T5 convention
 # before transformers 4.12; ours are built fresh, so the warning is only noise.
 warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
 
-# Original-T5 style (ReLU FFN, tied input/output embeddings): the smallest
-# parameter count for a given width, which is what a tiny student wants.
 ATTENTIONS = ("eager", "sdpa")  # transformers' attention implementations a config-built T5 may use
 
+# Original-T5 style (ReLU FFN, tied input/output embeddings): the smallest
+# parameter count for a given width, which is what a tiny student wants.
 T5_SIZES: dict[str, dict] = {
     "t5-tiny": dict(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16),
     # t5-tiny with 16 heads of width 4: on synth-arith it learns to bind the asked name to its
