@@ -116,6 +116,23 @@ def test_encoding_uses_the_prefix_and_drops_examples_without_a_target():
     assert item.label == tokens.targets(["So the answer is 7"])[0]
 
 
+def test_repeated_positives_are_tokenized_once_with_the_same_ids():
+    """K identical teacher samples cost one tokenization; every occurrence gets its ids."""
+    from qcrd_bench.components import Rationale
+    from qcrd_bench.students import t5_from_config
+    from qcrd_bench.training import Tokens, encode_examples
+
+    texts = [SVAMP_EXAMPLE.input, "So the answer is 7", "3 + 4 = 7", "predict: explain:"]
+    student = t5_from_config("t5-tiny", texts, seed=0, vocab_size=300)
+    tokens = Tokens(student.tokenizer, {"train": {"max_input_length": 64, "max_target_length": 32}}, None)
+    seen, targets = [], tokens.targets
+    tokens.targets = lambda batch: seen.append(list(batch)) or targets(batch)
+    samples = ["3 + 4 = 7", "So the answer is 7", "3 + 4 = 7", "3 + 4 = 7"]
+    [item] = encode_examples(tokens, [SVAMP_EXAMPLE], {"s": [Rationale(t, 7.0) for t in samples]})
+    assert seen[-1] == ["3 + 4 = 7", "So the answer is 7"]
+    assert item.positives == targets(samples) and item.positive_texts == samples
+
+
 # ---------------------------------------------------------------- tracked runs
 
 ARGS = ["--task", "svamp", "--preset", "smoke", "--limit", "16", "--seed", "1", "--set", "train.steps=4",
