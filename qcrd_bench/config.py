@@ -44,6 +44,11 @@ CORE = {
         "lr": 1e-4,
         "weight_decay": 0.0,
         "warmup_steps": 0,
+        # After the warm-up: linear (down to 0 at the last step, as DSS's Trainer does),
+        # constant, or wsd (constant, then linear down to 0 over the last lr_decay_fraction of
+        # the steps: a fraction, so that a shortened run still anneals).
+        "lr_schedule": "linear",
+        "lr_decay_fraction": 0.2,
         "grad_accum": 1,
         "max_grad_norm": 1.0,
         "max_input_length": 512,
@@ -133,10 +138,10 @@ DEFAULT_PRESET = "cpu"
 POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.grad_accum", "train.eval_every",
             "train.log_every", "train.threads", "train.max_input_length", "train.max_target_length",
             "eval.batch_size", "eval.max_new_tokens")
-NON_NEGATIVE = ("seed", "limit", "train.weight_decay", "train.warmup_steps", "train.max_grad_norm",
-                "train.iteration_steps", "train.group_by_length", "train.checkpoint_every",
+NON_NEGATIVE = ("seed", "limit", "train.weight_decay", "train.warmup_steps", "train.lr_decay_fraction",
+                "train.max_grad_norm", "train.iteration_steps", "train.group_by_length", "train.checkpoint_every",
                 "eval.val_limit", "eval.samples_logged", "eval.rationale_limit")
-CHOICES = {"train.mixed_precision": ("no", "bf16", "fp16")}
+CHOICES = {"train.mixed_precision": ("no", "bf16", "fp16"), "train.lr_schedule": ("linear", "constant", "wsd")}
 
 
 # ---------------------------------------------------------------- dotted dicts
@@ -439,6 +444,8 @@ def _check_values(flat: dict[str, Any]) -> None:
             raise ConfigError(f"config key {key!r}: must be one of {', '.join(choices)}, got {flat[key]!r}")
     if flat["train.lr"] > 1.0:
         raise ConfigError(f"config key 'train.lr': {flat['train.lr']} is not a plausible learning rate (> 1)")
+    if flat["train.lr_decay_fraction"] > 1:
+        raise ConfigError(f"config key 'train.lr_decay_fraction': must be <= 1, got {flat['train.lr_decay_fraction']}")
 
 
 # Keys that change how a run is executed, not what it computes: left out of the config hash.

@@ -29,6 +29,7 @@ from .plugins import Catalog
 from .rationales import checksum
 
 PARAM_KEYS = ("train.steps", "train.batch_size", "train.grad_accum", "train.lr", "train.warmup_steps",
+              "train.lr_schedule", "train.lr_decay_fraction",
               "train.max_input_length", "train.max_target_length", "train.mixed_precision", "eval.max_new_tokens")
 
 

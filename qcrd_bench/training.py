@@ -39,7 +39,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup, get_wsd_schedule
 from transformers.modeling_outputs import BaseModelOutput
 
 from . import console
@@ -285,7 +285,7 @@ def train(student, task: Task, tokens: Tokens, train_set: list[Encoded], val: li
     # The plain scheduler, stepped once per optimizer step below: accelerate's wrapper steps
     # it once per process.  The model gets device placement and mixed precision but no DDP
     # wrapper (evaluation_mode): gradients are averaged by `sync` instead.
-    scheduler = get_linear_schedule_with_warmup(optimizer, tc["warmup_steps"], tc["steps"])
+    scheduler = lr_scheduler(optimizer, tc)
     model = accelerator.prepare_model(model, evaluation_mode=True)
     optimizer = accelerator.prepare_optimizer(optimizer)
     device = accelerator.device
@@ -420,6 +420,22 @@ def _prefetch_negatives(judge: Judge, stream: Peekable, train_set: list[Encoded]
     upcoming = stream.peek((last - step + 1) * tc["grad_accum"])
     indices = dict.fromkeys(i for chunk in upcoming for i in shard(chunk, ranks.rank, ranks.world)[0])
     prefetch([train_set[i].example for i in indices], step)
+
+
+def lr_scheduler(optimizer, tc: dict):
+    """The learning rate after ``warmup_steps`` of linear warm-up: ``linear`` down to 0 at the
+    last step (DSS's Trainer), ``constant``, or ``wsd`` (constant, then linear down to 0 over the
+    last ``lr_decay_fraction`` of the steps), which keeps the full rate through a late
+    transition and still anneals at the end."""
+    warmup, steps = tc["warmup_steps"], tc["steps"]
+    if tc["lr_schedule"] == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    if tc["lr_schedule"] == "wsd":
+        decay = round(tc["lr_decay_fraction"] * steps)
+        # A run shorter than its warm-up and decay (a smoke run) warms up, then decays.
+        return get_wsd_schedule(optimizer, warmup, decay, num_stable_steps=max(0, steps - warmup - decay),
+                                decay_type="linear")
+    return get_linear_schedule_with_warmup(optimizer, warmup, steps)
 
 
 def _accelerator(tc: dict) -> Accelerator:

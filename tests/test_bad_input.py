@@ -331,6 +331,8 @@ NUMBER_CASES = [
     ("train.batch_size=-3", "config key 'train.batch_size': must be > 0, got -3"),
     ("train.warmup_steps=-5", "config key 'train.warmup_steps': must be >= 0, got -5"),
     ("train.threads=0", "config key 'train.threads': must be > 0, got 0"),
+    ("train.lr_schedule=cosine", "config key 'train.lr_schedule': must be one of linear, constant, wsd, got 'cosine'"),
+    ("train.lr_decay_fraction=1.5", "config key 'train.lr_decay_fraction': must be <= 1, got 1.5"),
     ("task.val_fraction=2", "task.val_fraction: must be in [0, 1), got 2.0"),
     ("train.stepz=3", "unknown config key 'train.stepz' (from command line); did you mean 'train.steps'"),
 ]

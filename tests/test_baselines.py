@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from qcrd_bench import arith
 from qcrd_bench.cli import main
 from qcrd_bench.components import PREDICT, Example, Loss, Rationale
 from qcrd_bench.evaluation import score
+from qcrd_bench.training import lr_scheduler
 from qcrd_plugins.losses import CotCE, TeacherLabelCE
 from qcrd_plugins.tasks import Anli1, Choice, Cqa, Gsm8k, Svamp
 from conftest import runs_in
@@ -164,3 +166,32 @@ def test_distill_without_teacher_answers_is_refused_before_a_run(mirror, trackin
     assert result.exit_code == 2
     assert "teacher-label-ce" in result.output and "parseable answer" in result.output
     assert runs_in(tracking_uri) == []
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    # warm-up over 2 steps, then each schedule's shape over 10 steps in all (rates at steps 0..9)
+    ("linear", [0, .5, 1, .875, .75, .625, .5, .375, .25, .125]),
+    ("constant", [0, .5, 1, 1, 1, 1, 1, 1, 1, 1]),
+    ("wsd", [0, .5, 1, 1, 1, 1, 1, .75, .5, .25]),
+])
+def test_lr_schedules_warm_up_then_follow_their_shape(schedule, expected):
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = lr_scheduler(optimizer, {"lr_schedule": schedule, "warmup_steps": 2, "steps": 10,
+                                         "lr_decay_fraction": 0.4})
+    rates = []
+    for _ in range(10):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx(expected)
+
+
+def test_wsd_shorter_than_its_warm_up_and_decay_warms_up_then_decays():
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = lr_scheduler(optimizer, {"lr_schedule": "wsd", "warmup_steps": 4, "steps": 5, "lr_decay_fraction": 0.4})
+    rates = []
+    for _ in range(6):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0, .25, .5, .75, 1, .5])
