@@ -1,7 +1,9 @@
 """Whole runs on the controlled testbed: the wall time of a `qcrd` run against a `dss` run
-(and any other methods) at the same steps, on synth-arith with its preset.
+(and any other methods) at the same steps, on synth-arith with its default preset (`synth-quick`,
+the quick start's) or another one (`--preset synth`, the calibrated budget the suites use).
 
     python benchmarks/perf/synth_runs.py --methods dss,qcrd --out synth_runs.json
+    python benchmarks/perf/synth_runs.py --preset synth --threads 2
     python benchmarks/perf/synth_runs.py --set train.steps=200 --set discriminator.update_fraction=0.5
 
 Each method runs as `qcrd-bench run -m M -t synth-arith` in a process of its own, one after
@@ -24,9 +26,10 @@ import tempfile
 from pathlib import Path
 
 
-def run(method: str, uri: str, sets: list[str], threads: int) -> dict:
+def run(method: str, uri: str, sets: list[str], threads: int, preset: str | None) -> dict:
     command = [sys.executable, "-m", "qcrd_bench.cli", "run", "-m", method, "-t", "synth-arith", "--json",
                "--tracking-uri", uri, "--set", f"train.threads={threads}", "--set", "train.checkpoint_every=0"]
+    command += ["--preset", preset] if preset else []
     for item in sets:
         command += ["--set", item]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -47,12 +50,13 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for every run (repeatable), e.g. --set train.steps=300")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--preset", default=None, help="default: the task's (synth-quick)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        results = {m: run(m, uri, args.sets, args.threads) for m in methods}
+        results = {m: run(m, uri, args.sets, args.threads, args.preset) for m in methods}
     base = results[methods[0]]["time/run_seconds"]
     print(f"| method | run wall s | x {methods[0]} | train ex/s | test acc | rationale answer acc |")
     print("|---|---|---|---|---|---|")
@@ -62,7 +66,8 @@ def main() -> None:
               f"{'–' if rate is None else f'{rate:.1f}'} | {100 * r['test/accuracy']:.1f} | "
               f"{100 * r.get('test/rationale_answer_accuracy', float('nan')):.1f} |")
     if args.out:
-        Path(args.out).write_text(json.dumps({"sets": args.sets, "threads": args.threads, "runs": results}, indent=2)
+        Path(args.out).write_text(json.dumps({"preset": args.preset, "sets": args.sets, "threads": args.threads,
+                                              "runs": results}, indent=2)
                                   + "\n")
 
 
