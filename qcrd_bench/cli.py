@@ -92,7 +92,7 @@ def main() -> None:
 @click.option("--student", help="Student: a built-in name (`list students`), a hub name or a local directory.")
 @click.option("--teacher", help="Rationale source (`qcrd-bench list teachers`, or file:PATH for a set written by "
                                 "`teach`); default: the method's.")
-@click.option("--preset", "-p", help="smoke | cpu | paper (default: cpu).")
+@click.option("--preset", "-p", help="smoke | cpu | synth | synth-quick | paper (default: the task's, else cpu).")
 @click.option("--seed", type=int, help="Seed for data order, sampling and initialisation (default 0).")
 @click.option("--limit", type=click.IntRange(min=1), help="Cap every split at N examples (tags the run as smoke).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -221,7 +221,8 @@ def _echo_summary(summary: dict | None, as_json: bool, uri: str) -> None:
 @click.option("--vary", multiple=True, metavar="KEY=V1,V2",
               help="Sweep a setting: one variant per value, crossed with the others (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A setting for every child (repeatable).")
-@click.option("--preset", "-p", help="smoke | cpu | paper (default: the suite's, else cpu).")
+@click.option("--preset", "-p",
+              help="smoke | cpu | synth | synth-quick | paper (default: the suite's, else the task's, else cpu).")
 @click.option("--limit", type=click.IntRange(min=1), help="Cap every split at N examples (smoke children).")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
 @click.option("--experiment", help="MLflow experiment of the parent and its children "

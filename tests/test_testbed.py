@@ -26,7 +26,13 @@ def test_synth_arith_brings_its_teacher_and_preset(catalog):
     from qcrd_bench.config import resolve
 
     qcrd = resolve(catalog, "qcrd", "synth-arith")
-    assert qcrd["preset"] == "synth" and qcrd["teacher"]["name"] == "synthetic"
+    assert qcrd["preset"] == "synth-quick" and qcrd["teacher"]["name"] == "synthetic"
+    # the quick preset is the calibrated `synth` one in half the steps, at a constant rate that anneals at the end
+    calibrated = resolve(catalog, "qcrd", "synth-arith", "synth")
+    assert (qcrd["train"]["steps"], calibrated["train"]["steps"]) == (1000, 2000)
+    assert (qcrd["train"]["lr_schedule"], calibrated["train"]["lr_schedule"]) == ("wsd", "linear")
+    assert {k: v for k, v in qcrd.items() if k not in ("preset", "train")} == {
+        k: v for k, v in calibrated.items() if k not in ("preset", "train")}
     assert qcrd["teacher"]["samples"] == 5 and qcrd["student"]["tokenizer"] == "word"
     assert resolve(catalog, "finetune", "synth-arith")["teacher"]["name"] == "none"
     assert resolve(catalog, "dss", "svamp")["teacher"]["name"] == "dss-palm"  # other tasks keep the method's
@@ -43,6 +49,7 @@ def test_a_qcrd_run_logs_every_ground_truth_diagnostic(tracking_uri):
     [run] = runs_in(tracking_uri)
     metrics = run.data.metrics
     assert not [k for k in GROUND_TRUTH if k not in metrics]
+    assert run.data.params["train.lr_schedule"] == "wsd"  # the synth preset's, logged with the run
     # p_dynamic = 0.4: about 60% of the samples are right; the majority vote keeps mostly right ones.
     assert 0.4 < metrics["teacher/valid_frac"] < 0.8
     assert metrics["filter/precision"] > metrics["teacher/valid_frac"]
