@@ -53,6 +53,7 @@ class Prepared:
     # The task's checker (None without one), shared by every diagnostic of the run so that
     # each rationale is checked once.
     check: Callable[[Example, str], str] | None = None
+    teacher_rationales: dict[str, list[Rationale]] | None = None  # every sample, before the filter
 
 
 def component(catalog: Catalog, config: dict, slot: str):
@@ -93,7 +94,8 @@ def prepare(catalog: Catalog, config: dict) -> Prepared:
                                                                 "sha256": prompt.sha256()},
                     targets=targets,
                     truth_stats=truth.teacher_truth(check, data.train, teacher_out.rationales, positives, negatives)
-                    if check and teacher_out.rationales else None, check=check)
+                    if check and teacher_out.rationales else None, check=check,
+                    teacher_rationales=teacher_out.rationales)
 
 
 def teacher_params(config: dict) -> dict[str, Any]:
@@ -115,7 +117,8 @@ def label_targets(loss: Loss, task: Task, train: list[Example],
 
 
 def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dict[str, list[Rationale]],
-                  targets: dict[str, str] | None = None, prefix: str = PREDICT):
+                  targets: dict[str, str] | None = None, prefix: str = PREDICT,
+                  teacher_rationales: dict[str, list[Rationale]] | None = None):
     from .evaluation import EXPLAIN
     from .students import from_pretrained
 
@@ -126,7 +129,11 @@ def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dic
     texts = [prefix + e.input for e in data.train] + [EXPLAIN + e.input for e in data.train[:1]]
     kept = data.train if targets is None else [e for e in data.train if e.id in targets]
     texts += [e.label if targets is None else targets[e.id] for e in kept]
-    texts += [r.text for e in data.train for r in positives.get(e.id, [])]
+    # Every teacher sample, whatever the filter kept: methods that share a teacher then share the
+    # tokenizer, whose ids (ordered by frequency) decide which initial embedding row each word gets,
+    # so one seed gives dss and the qcrd variants the same initial student.
+    samples = positives if teacher_rationales is None else teacher_rationales
+    texts += [r.text for e in data.train for r in samples.get(e.id, [])]
     return catalog.students.get(params["name"]).build(params, texts, config["seed"])
 
 
@@ -197,7 +204,8 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
         prep = prepare(catalog, config)
     loss = prep.components["loss"]
     with phase(f"building the student: {config['student']['name']}", show):
-        student = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix)
+        student = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix,
+                                prep.teacher_rationales)
     tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"]),
             "qcrd.rationales_sha256": prep.rationale_checksum or "none", **(extra_tags or {})}
     name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"
