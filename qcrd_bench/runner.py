@@ -14,7 +14,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -53,7 +53,7 @@ class Prepared:
     # The task's checker (None without one), shared by every diagnostic of the run so that
     # each rationale is checked once.
     check: Callable[[Example, str], str] | None = None
-    teacher_rationales: dict[str, list[Rationale]] | None = None  # every sample, before the filter
+    teacher_rationales: dict[str, list[Rationale]] = field(default_factory=dict)  # every sample, before the filter
 
 
 def component(catalog: Catalog, config: dict, slot: str):
@@ -116,9 +116,8 @@ def label_targets(loss: Loss, task: Task, train: list[Example],
     return targets
 
 
-def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dict[str, list[Rationale]],
-                  targets: dict[str, str] | None = None, prefix: str = PREDICT,
-                  teacher_rationales: dict[str, list[Rationale]] | None = None):
+def build_student(catalog: Catalog, config: dict, data: TaskData, teacher_rationales: dict[str, list[Rationale]],
+                  targets: dict[str, str] | None = None, prefix: str = PREDICT):
     from .evaluation import EXPLAIN
     from .students import from_pretrained
 
@@ -132,8 +131,7 @@ def build_student(catalog: Catalog, config: dict, data: TaskData, positives: dic
     # Every teacher sample, whatever the filter kept: methods that share a teacher then share the
     # tokenizer, whose ids (ordered by frequency) decide which initial embedding row each word gets,
     # so one seed gives dss and the qcrd variants the same initial student.
-    samples = positives if teacher_rationales is None else teacher_rationales
-    texts += [r.text for e in data.train for r in samples.get(e.id, [])]
+    texts += [r.text for e in data.train for r in teacher_rationales.get(e.id, [])]
     return catalog.students.get(params["name"]).build(params, texts, config["seed"])
 
 
@@ -204,8 +202,8 @@ def _execute(catalog: Catalog, config: dict, uri: str, experiment: str | None, e
         prep = prepare(catalog, config)
     loss = prep.components["loss"]
     with phase(f"building the student: {config['student']['name']}", show):
-        student = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix,
-                                prep.teacher_rationales)
+        student = build_student(catalog, config, prep.data, prep.teacher_rationales, prep.targets,
+                                loss.predict_prefix)
     tags = {**tags_for(config), "qcrd.loss": loss.describe(config["loss"]),
             "qcrd.rationales_sha256": prep.rationale_checksum or "none", **(extra_tags or {})}
     name = f"{tags['qcrd.variant']}-{config['task']['name']}-s{config['seed']}"

@@ -89,8 +89,7 @@ def make_setup(method: str, student: str, batch: int, threads: int, catalog=None
     prep = prepare(catalog, config)
     loss = prep.components["loss"]
     torch.manual_seed(config["seed"])
-    built = build_student(catalog, config, prep.data, prep.positives, prep.targets, loss.predict_prefix,
-                          prep.teacher_rationales)
+    built = build_student(catalog, config, prep.data, prep.teacher_rationales, prep.targets, loss.predict_prefix)
     tokens = Tokens(built.tokenizer, config, getattr(built.model.config, "decoder_start_token_id", None))
     return Setup(catalog, config, prep, built, tokens, loss)
 
