@@ -168,6 +168,18 @@ def test_distill_without_teacher_answers_is_refused_before_a_run(mirror, trackin
     assert runs_in(tracking_uri) == []
 
 
+def rates(tc: dict, steps: int) -> list[float]:
+    """The learning rate at each of the first ``steps`` steps of lr_scheduler(tc), from a base rate of 1."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = lr_scheduler(optimizer, tc)
+    seen = []
+    for _ in range(steps):
+        seen.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
 @pytest.mark.parametrize("schedule, expected", [
     # warm-up over 2 steps, then each schedule's shape over 10 steps in all (rates at steps 0..9)
     ("linear", [0, .5, 1, .875, .75, .625, .5, .375, .25, .125]),
@@ -175,23 +187,10 @@ def test_distill_without_teacher_answers_is_refused_before_a_run(mirror, trackin
     ("wsd", [0, .5, 1, 1, 1, 1, 1, .75, .5, .25]),
 ])
 def test_lr_schedules_warm_up_then_follow_their_shape(schedule, expected):
-    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = lr_scheduler(optimizer, {"lr_schedule": schedule, "warmup_steps": 2, "steps": 10,
-                                         "lr_decay_fraction": 0.4})
-    rates = []
-    for _ in range(10):
-        rates.append(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-    assert rates == pytest.approx(expected)
+    assert rates({"lr_schedule": schedule, "warmup_steps": 2, "steps": 10, "lr_decay_fraction": 0.4}, 10) == \
+        pytest.approx(expected)
 
 
 def test_wsd_shorter_than_its_warm_up_and_decay_warms_up_then_decays():
-    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = lr_scheduler(optimizer, {"lr_schedule": "wsd", "warmup_steps": 4, "steps": 5, "lr_decay_fraction": 0.4})
-    rates = []
-    for _ in range(6):
-        rates.append(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-    assert rates == pytest.approx([0, .25, .5, .75, 1, .5])
+    assert rates({"lr_schedule": "wsd", "warmup_steps": 4, "steps": 5, "lr_decay_fraction": 0.4}, 6) == \
+        pytest.approx([0, .25, .5, .75, 1, .5])

@@ -10,8 +10,8 @@ checker's ``valid`` share).  No MLflow, no test set: it is for the exploration r
 benchmarks/suites/synth-noise.yaml; the figures a report quotes come from `qcrd-bench run`.
 
 Options (KEY=VALUE): method (finetune | dss), size (a T5_SIZES name), lr, steps, bs, warmup,
-every, threads, schedule (linear | constant after warm-up | wsd: constant, then linear to 0 over
-the last ``decay`` steps), seed (initialisation and data order), shape (JSON: T5Config fields over size's), pdyn (dss on the first of the synthetic teacher's samples at this p_dynamic
+every, threads, schedule (train.lr_schedule: linear | constant | wsd, decaying over the last
+``decay`` fraction of the steps, default 0.2), seed (initialisation and data order), shape (JSON: T5Config fields over size's), pdyn (dss on the first of the synthetic teacher's samples at this p_dynamic
 instead of the gold rationale), and any synth-arith task parameter (names, events, ...).
 """
 
@@ -22,12 +22,11 @@ import sys
 import time
 
 import torch
-from transformers import get_scheduler
 
 from qcrd_bench.evaluation import generate
 from qcrd_bench.plugins import load_catalog
 from qcrd_bench.students import T5_SIZES, t5_from_config
-from qcrd_bench.training import Judge, StepLoss, Tokens, batches, encode_examples, pad
+from qcrd_bench.training import Judge, StepLoss, Tokens, batches, encode_examples, lr_scheduler, pad
 from qcrd_bench.truth import rationale_metrics
 from qcrd_plugins.losses import Dss, LabelCE
 
@@ -39,7 +38,7 @@ def main() -> None:
     steps, batch_size = int(options.pop("steps", "1500")), int(options.pop("bs", "32"))
     warmup, every = int(options.pop("warmup", "100")), int(options.pop("every", "100"))
     p_dynamic = float(options.pop("pdyn", "0"))
-    schedule_name, decay = options.pop("schedule", "linear"), int(options.pop("decay", "200"))
+    schedule_name, decay = options.pop("schedule", "linear"), float(options.pop("decay", "0.2"))
     seed = int(options.pop("seed", "0"))
     if "shape" in options:  # a T5 shape of one's own, e.g. shape='{"d_model": 64, "num_heads": 8, ...}'
         T5_SIZES["custom"] = {**T5_SIZES[size], **json.loads(options.pop("shape"))}
@@ -69,9 +68,8 @@ def main() -> None:
     step_fn = StepLoss(student.model, student.model, tokens, loss, loss_params, Judge(), torch.device("cpu"),
                        torch.Generator())
     optimizer = torch.optim.AdamW(student.model.parameters(), lr)
-    schedule = get_scheduler({"constant": "constant_with_warmup", "wsd": "warmup_stable_decay"}.get(
-        schedule_name, schedule_name), optimizer, warmup, steps,
-        {"num_decay_steps": decay, "decay_type": "linear"} if schedule_name == "wsd" else None)
+    schedule = lr_scheduler(optimizer, {"lr_schedule": schedule_name, "warmup_steps": warmup, "steps": steps,
+                                        "lr_decay_fraction": decay})
     stream = batches(len(items), batch_size, torch.Generator().manual_seed(seed))
 
     def label_accuracy() -> float:
