@@ -119,6 +119,8 @@ def run(method, task, student, teacher, preset, seed, limit, sets, config_file, 
     Examples:
       qcrd-bench run --method dss --task svamp --preset smoke
       qcrd-bench run -m finetune -t svamp --seed 1 --set train.steps=500
+      qcrd-bench run -m qcrd -t synth-arith   # offline, the synth-quick preset
+      qcrd-bench run -m dss -t synth-arith --preset synth --set train.lr_schedule=wsd --set train.lr=3e-3
       qcrd-bench run -m dss -t svamp --student ./my-t5 --dry-run
       qcrd-bench run --resume 3f2a9c...   # after a crash, preemption or Ctrl-C
     """
