@@ -915,7 +915,7 @@ def make_plots(store: Store, groups: list[Group], folder: Path, order: VariantOr
     return [plot_val_curves(store, groups, folder), plot_score_densities(store, groups, folder, scored),
             plot_score_by_truth(groups, scored, folder), plot_reliability(groups, scored, folder),
             plot_diagnostics(store, groups, folder), plot_train_fraction(groups, folder),
-            plot_noise(groups, order, folder), plot_loss_terms(store, groups, folder)]
+            plot_noise(groups, order, folder), plot_judge_quality(groups, folder), plot_loss_terms(store, groups, folder)]
 
 
 def _pyplot():
@@ -1418,6 +1418,54 @@ def plot_noise(groups: list[Group], order: VariantOrder, folder: Path) -> Plot:
             + (" Not drawn: " + "; ".join(f"`{_cell(g.variant)}` on {g.task} ({why})" for g, why in found.left_out)
                + "." if found.left_out else ""))
     return Plot(title, _save(fig, folder / "noise.png"), note)
+
+
+JUDGE_AUROC = "train/judge_auroc"
+
+
+def judge_points(groups: list[Group]) -> list[tuple[Group, list[tuple[float, float]]]]:
+    """Per group, (judge AUROC at the last iteration, test accuracy) of each run that logged
+    both, in %; groups without such a run are left out."""
+    found = [(g, [(100 * r.metrics[JUDGE_AUROC], 100 * r.metrics[PRIMARY]) for r in g.runs
+                  if JUDGE_AUROC in r.metrics and PRIMARY in r.metrics]) for g in groups]
+    return [(g, points) for g, points in found if points]
+
+
+def rank_correlation(points: list[tuple[float, float]]) -> str:
+    """Spearman's rho over the points, in words (none below three points or for a constant axis)."""
+    from scipy.stats import spearmanr
+
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    if len(points) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return f"too few distinct points ({len(points)}) for a rank correlation"
+    rho, p_value = spearmanr(xs, ys)
+    return f"Spearman's ρ = {rho:+.2f} over {len(points)} runs (p = {p_value:.2g})"
+
+
+def plot_judge_quality(groups: list[Group], folder: Path) -> Plot:
+    """How much the result depends on the judge's quality: one point per run, its judge's AUROC
+    against ground truth at the last iteration against its test accuracy."""
+    title = "Judge quality against accuracy"
+    found = judge_points(groups)
+    if not found:
+        return Plot(title, None, f"no run logged `{JUDGE_AUROC}` (only methods with a judge do, on a task with a "
+                                 "rationale checker).")
+    tasks = list(dict.fromkeys(g.task for g, _ in found))
+    fig, axes = _figure(len(tasks), "test accuracy against the judge's AUROC (one point per run)")
+    colors = palette(label(g, groups) for g, _ in found)
+    correlations = []
+    for ax, task in zip(axes, tasks):
+        for g, points in ((g, p) for g, p in found if g.task == task):
+            ax.scatter([x for x, _ in points], [y for _, y in points], color=colors[label(g, groups)],
+                       label=label(g, groups), s=28)
+        ax.axvline(50, linestyle=":", color="grey", linewidth=1)
+        ax.set(title=task, xlabel="judge AUROC, last iteration (%)", ylabel="test accuracy (%)")
+        ax.legend(fontsize=7)
+        correlations.append(f"{task}: {rank_correlation([p for g, ps in found if g.task == task for p in ps])}")
+    note = (f"x: the judge's AUROC (`{JUDGE_AUROC}`, its last value: the last iteration's batches) of its scores of "
+            "the rationales the checker labels `valid` against the others; dotted, chance (50). y: `test/accuracy`. "
+            "Across every run with a judge, whatever its setting: " + "; ".join(correlations) + ".")
+    return Plot(title, _save(fig, folder / "judge_quality.png"), note)
 
 
 # Params that differ between the runs of one line: the seed, the fraction itself, and a

@@ -508,9 +508,17 @@ def test_synth_noise_report(store, tmp_path):
     result = invoke("--suite", "synth-noise", "--out", str(out), "--tracking-uri", store["uri"])
     assert result.exit_code == 0, result.output
     readme = (out / "README.md").read_text()
-    for name in ("noise.png", "reliability.png", "score_by_truth.png", "diagnostics.png", "score_densities.png"):
+    for name in ("noise.png", "reliability.png", "score_by_truth.png", "diagnostics.png", "score_densities.png",
+                 "judge_quality.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in readme, name
     assert "`train/judge_auroc`: AUROC of the judge's scores" in readme
+    # Judge quality against accuracy: a point per qcrd run (its last AUROC), ranked together.
+    from scipy.stats import spearmanr
+
+    aurocs = [0.8 + 0.03 * seed for _ in TEACHERS for seed in (0, 1)]
+    accuracies = [SYNTH[("qcrd", t)][seed] for t in TEACHERS for seed in (0, 1)]
+    rho, p_value = spearmanr(aurocs, accuracies)
+    assert f"synth-arith: Spearman's ρ = {rho:+.2f} over 6 runs (p = {p_value:.2g})." in readme
     assert "`train/neg_student_invalid_frac`: share of the batch's self-play" in readme
     assert ("x: the teacher of each setting (the `teacher=` in its label), in the order of the parent run's "
             "`variants` param: clean, dynamic, static+irrelevant.") in readme
