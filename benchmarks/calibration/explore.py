@@ -7,12 +7,15 @@ generated synth-arith split and prints, every ``every`` steps, the label head's 
 accuracy (the first decoded token against the one-token label) and, for dss, what the
 student's own rationales reach on 200 validation questions (``rationale_answer`` and the
 checker's ``valid`` share).  No MLflow, no test set: it is for the exploration recorded in
-benchmarks/suites/synth-noise.yaml; the figures a report quotes come from `qcrd-bench run`.
+benchmarks/suites/synth-calibration.yaml; the figures a report quotes come from `qcrd-bench run`.
 
 Options (KEY=VALUE): method (finetune | dss), size (a T5_SIZES name), lr, steps, bs, warmup,
 every, threads, schedule (train.lr_schedule: linear | constant | wsd, decaying over the last
-``decay`` fraction of the steps, default 0.2), seed (initialisation and data order), shape (JSON: T5Config fields over size's), pdyn (dss on the first of the synthetic teacher's samples at this p_dynamic
-instead of the gold rationale), and any synth-arith task parameter (names, events, ...).
+``decay`` fraction of the steps, default 0.2), wd (AdamW's weight decay, default 0 as in a run; the
+explorations recorded before 8a59bf4 ran at torch's 0.01), seed (initialisation and data order),
+shape (JSON: T5Config fields over size's), pdyn (dss on the first of the synthetic teacher's samples
+at this p_dynamic instead of the gold rationale), and any synth-arith task parameter (names, events,
+kinds, ...).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> None:
     p_dynamic = float(options.pop("pdyn", "0"))
     schedule_name, decay = options.pop("schedule", "linear"), float(options.pop("decay", "0.2"))
     seed = int(options.pop("seed", "0"))
+    weight_decay = float(options.pop("wd", "0"))  # train.weight_decay's default (torch's AdamW would use 0.01)
     if "shape" in options:  # a T5 shape of one's own, e.g. shape='{"d_model": 64, "num_heads": 8, ...}'
         T5_SIZES["custom"] = {**T5_SIZES[size], **json.loads(options.pop("shape"))}
         size = "custom"
@@ -67,7 +71,7 @@ def main() -> None:
     loss, loss_params = (Dss(), {"alpha": 0.5}) if method == "dss" else (LabelCE(), {})
     step_fn = StepLoss(student.model, student.model, tokens, loss, loss_params, Judge(), torch.device("cpu"),
                        torch.Generator())
-    optimizer = torch.optim.AdamW(student.model.parameters(), lr)
+    optimizer = torch.optim.AdamW(student.model.parameters(), lr, weight_decay=weight_decay)
     schedule = lr_scheduler(optimizer, {"lr_schedule": schedule_name, "warmup_steps": warmup, "steps": steps,
                                         "lr_decay_fraction": decay})
     stream = batches(len(items), batch_size, torch.Generator().manual_seed(seed))
