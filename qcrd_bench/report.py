@@ -32,6 +32,7 @@ PRIMARY = "test/accuracy"
 # The answer read from the student's own rationale (its last result), on a task with a checker:
 # compared like PRIMARY where both sides of a pair logged it.
 RATIONALE_ANSWER = "test/rationale_answer_accuracy"
+JUDGE_AUROC = "train/judge_auroc"
 PAIRED = (PRIMARY, RATIONALE_ANSWER)
 COVERAGE = "data/rationale_coverage"  # share of training questions with a rationale (after the positive filter)
 METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "eval/parse_rate", "best/val_accuracy")
@@ -1418,9 +1419,6 @@ def plot_noise(groups: list[Group], order: VariantOrder, folder: Path) -> Plot:
             + (" Not drawn: " + "; ".join(f"`{_cell(g.variant)}` on {g.task} ({why})" for g, why in found.left_out)
                + "." if found.left_out else ""))
     return Plot(title, _save(fig, folder / "noise.png"), note)
-
-
-JUDGE_AUROC = "train/judge_auroc"
 
 
 def judge_points(groups: list[Group]) -> list[tuple[Group, list[tuple[float, float]]]]:
