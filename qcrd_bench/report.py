@@ -71,7 +71,7 @@ DIAGNOSTICS = (
     Diagnostic("train/margin", "mean CE of the chosen negative minus that of the chosen positive (token-mean "
                "nats; all of them under Mean and W-mean)"),
     # Against ground truth: logged only on a task with a rationale checker (synth-arith).
-    Diagnostic("train/judge_auroc", "AUROC of the judge's scores of the rationales the checker labels `valid` "
+    Diagnostic(JUDGE_AUROC, "AUROC of the judge's scores of the rationales the checker labels `valid` "
                "against those it does not, over each iteration's batches (0.5: chance; 1: every valid one above "
                "every other)", unit=True),
     Diagnostic("train/neg_student_invalid_frac", "share of the batch's self-play (student) negatives that the "
@@ -104,10 +104,10 @@ COMPONENTS = (
               "share of the teacher negatives (the samples outside the majority) that are not valid"),
     Component("student neg. invalid", "train/neg_student_invalid_frac", "mean", "train_neg_student_invalid_frac_mean",
               "share of a batch's self-play negatives that are not valid, averaged over each run's log steps"),
-    Component("judge AUROC first", "train/judge_auroc", "first", "train_judge_auroc_first",
+    Component("judge AUROC first", JUDGE_AUROC, "first", "train_judge_auroc_first",
               "AUROC (× 100; 50 is chance) of the judge's scores of valid against not-valid rationales over the "
               "first iteration's batches"),
-    Component("judge AUROC last", "train/judge_auroc", "last", "train_judge_auroc_last", "the same, last iteration"),
+    Component("judge AUROC last", JUDGE_AUROC, "last", "train_judge_auroc_last", "the same, last iteration"),
     Component("rationale valid", "test/rationale_valid", "last", "test_rationale_valid",
               "share of the test questions whose own `explain:` rationale checks valid"),
     Component("rationale → answer", RATIONALE_ANSWER, "last", "test_rationale_answer_accuracy",
@@ -1450,12 +1450,13 @@ def plot_judge_quality(groups: list[Group], folder: Path) -> Plot:
                                  "rationale checker).")
     tasks = list(dict.fromkeys(g.task for g, _ in found))
     fig, axes = _figure(len(tasks), "test accuracy against the judge's AUROC (one point per run)")
-    colors = palette(label(g, groups) for g, _ in found)
+    names = [label(g, groups) for g, _ in found]
+    colors = palette(names)
     correlations = []
     for ax, task in zip(axes, tasks):
-        for g, points in ((g, p) for g, p in found if g.task == task):
-            ax.scatter([x for x, _ in points], [y for _, y in points], color=colors[label(g, groups)],
-                       label=label(g, groups), s=28)
+        for name, (g, points) in zip(names, found):
+            if g.task == task:
+                ax.scatter([x for x, _ in points], [y for _, y in points], color=colors[name], label=name, s=28)
         ax.axvline(50, linestyle=":", color="grey", linewidth=1)
         ax.set(title=task, xlabel="judge AUROC, last iteration (%)", ylabel="test accuracy (%)")
         ax.legend(fontsize=7)
