@@ -67,6 +67,7 @@ class Grid:
     sets: dict[str, Any] = field(default_factory=dict)
     suite: str = ""
     baseline: str = ""
+    teachers: list[str] = field(default_factory=list)  # a suite's teacher names, in its order
 
     def key(self) -> str:
         payload = [[(v.label, v.method, list(v.sets)) for v in self.variants], self.tasks, self.preset, self.limit,
@@ -138,6 +139,21 @@ def cells(catalog: Catalog, grid: Grid) -> list[Cell]:
     return out
 
 
+def only_teachers(grid: Grid, grid_cells: list[Cell], names: list[str]) -> list[Cell]:
+    """The cells of a suite's teachers ``names``, and those of methods without a teacher.
+    The grid, and so its parent run, stays the whole suite's: the other teachers' cells can
+    be run later under the same parent."""
+    if not grid.teachers:
+        raise ConfigError(f"--teachers: suite {grid.suite!r} names no teachers")
+    unknown = [n for n in names if n not in grid.teachers]
+    if unknown:
+        raise ConfigError(f"--teachers: no teacher {', '.join(map(repr, unknown))} in suite {grid.suite!r}; "
+                          f"it has {', '.join(grid.teachers)}")
+    chosen = {f"[teacher={n}]" for n in names}
+    others = {f"[teacher={n}]" for n in grid.teachers} - chosen
+    return [c for c in grid_cells if not any(c.variant.label.endswith(t) for t in others)]
+
+
 def cell_settings(grid: Grid, variant: Variant) -> dict[str, Any]:
     """The config keys a cell sets besides method, task, preset, seed and limit."""
     return {**grid.sets, **dict(variant.sets)}
@@ -176,7 +192,8 @@ def grid_from_spec(spec: Any, where: Path | str, catalog: Catalog | None = None)
     return Grid(variants=cross(variants, {k: list(v) for k, v in (spec.get("vary") or {}).items()}),
                 tasks=[str(t) for t in spec["tasks"]], seeds=[int(s) for s in spec["seeds"]],
                 preset=spec.get("preset"), limit=spec.get("limit"), sets=dict(spec.get("set") or {}),
-                suite=str(spec["name"]), baseline=str(spec.get("baseline") or ""))
+                suite=str(spec["name"]), baseline=str(spec.get("baseline") or ""),
+                teachers=[str(t) for t in spec.get("teachers") or {}])
 
 
 def cross_teachers(variants: list[Variant], teachers: Any, where, catalog: Catalog | None) -> list[Variant]:

@@ -220,6 +220,9 @@ def _echo_summary(summary: dict | None, as_json: bool, uri: str) -> None:
 @click.option("--task", "-t", help="Comma-separated tasks (with --method; default: svamp).")
 @click.option("--seeds", help="Comma-separated seeds (default: the suite's, else 0,1,2).")
 @click.option("--teacher", help="Teacher for every variant (NAME or file:PATH); default: each method's.")
+@click.option("--teachers", metavar="NAME1,NAME2",
+              help="Only these of the suite's teachers (and the methods without one) this time; the rest can "
+                   "follow under the same parent.")
 @click.option("--vary", multiple=True, metavar="KEY=V1,V2",
               help="Sweep a setting: one variant per value, crossed with the others (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A setting for every child (repeatable).")
@@ -244,7 +247,7 @@ def _echo_summary(summary: dict | None, as_json: bool, uri: str) -> None:
               help="Ray: times a child whose process died is retried (resuming from its checkpoint).")
 @click.option("--dry-run", is_flag=True, help="List the children and stop.")
 @plugins_dir_option
-def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, tracking_uri, experiment, workers, executor,
+def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, limit, tracking_uri, experiment, workers, executor,
            ray_address, cpus_per_child, gpus_per_child, retries, dry_run, plugins_dir):
     """Run a grid of variants × tasks × seeds as one MLflow parent run with a child per
     cell, then log mean and std of test accuracy per variant and task on the parent.
@@ -257,13 +260,14 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
     \b
     Examples:
       qcrd-bench ablate --suite cpu-svamp --dry-run
+      qcrd-bench ablate --suite synth-noise --teachers clean,dynamic --seeds 0 --workers 2
       qcrd-bench ablate --method dss,qcrd --task svamp --seeds 0,1 --preset smoke
       qcrd-bench ablate --method dss,qcrd --seeds 0,1 --preset smoke --workers 2
       qcrd-bench ablate -m qcrd --teacher mcc-kd --vary negatives.lag=3,5,10 --seeds 0,1,2
       qcrd-bench ablate --suite paper-t5-base --executor ray --ray-address auto \
           --gpus-per-child 1 --tracking-uri http://tracking.internal:5000
     """
-    from .ablate import Grid, cells, load_suite, plan_lines, run_grid, variants_from
+    from .ablate import Grid, cells, load_suite, only_teachers, plan_lines, run_grid, variants_from
     from .config import parse_set
     from .errors import QcrdError
     from .tracking import tracking_uri as resolve_uri
@@ -286,6 +290,10 @@ def ablate(suite, method, task, seeds, teacher, vary, sets, preset, limit, track
             grid = Grid(variants=variants_from(_names(method), teacher, list(vary)), tasks=_names(task or "svamp"),
                         seeds=seed_list or [0, 1, 2], preset=preset, limit=limit, sets=common)
         grid_cells = cells(catalog, grid)
+        if teachers:
+            if not suite:
+                raise Failure("--teachers picks among a suite's teachers; with --method use --teacher")
+            grid_cells = only_teachers(grid, grid_cells, _names(teachers))
         experiment = experiment or (f"qcrd-bench/suite/{grid.suite}" if grid.suite else "qcrd-bench/ablate")
         if dry_run:
             click.echo(f"{len(grid_cells)} children in experiment {experiment}:")

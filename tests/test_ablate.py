@@ -28,6 +28,29 @@ def test_dry_run_lists_suite_children(mirror):
     assert result.output.count("qcrd ") == 3 and result.output.count("finetune") == 3
 
 
+def test_teachers_runs_part_of_a_suite_under_its_parent(mirror):
+    def dry(*extra):
+        result = CliRunner().invoke(main, ["ablate", "--suite", "synth-noise", "--seeds", "0", "--dry-run", *extra])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    part = dry("--teachers", "clean,dynamic")
+    assert "13 children in experiment qcrd-bench/suite/synth-noise" in part
+    assert "finetune " in part and "qcrd[teacher=dynamic] " in part and "teacher=static" not in part
+    # the lines it keeps are the whole suite's, config hashes and all, so the cells resume as one grid
+    assert set(part.splitlines()[1:]) < set(dry().splitlines()[1:])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--suite", "synth-noise", "--teachers", "clean,noisy"], "no teacher 'noisy' in suite 'synth-noise'"),
+    (["--suite", "cpu-svamp", "--teachers", "clean"], "suite 'cpu-svamp' names no teachers"),
+    (["-m", "dss", "--teachers", "clean"], "--teachers picks among a suite's teachers"),
+])
+def test_bad_teachers_fail(mirror, args, message):
+    result = CliRunner().invoke(main, ["ablate", *args, "--dry-run"])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
 def test_vary_makes_one_variant_per_value(mirror):
     result = CliRunner().invoke(main, ["ablate", "-m", "qcrd", "--vary", "negatives.lag=3,5", "--seeds", "0",
                                        "--preset", "smoke", "--dry-run"])
