@@ -139,19 +139,34 @@ def cells(catalog: Catalog, grid: Grid) -> list[Cell]:
     return out
 
 
-def only_teachers(grid: Grid, grid_cells: list[Cell], names: list[str]) -> list[Cell]:
-    """The cells of a suite's teachers ``names``, and those of methods without a teacher.
-    The grid, and so its parent run, stays the whole suite's: the other teachers' cells can
-    be run later under the same parent."""
-    if not grid.teachers:
-        raise ConfigError(f"--teachers: suite {grid.suite!r} names no teachers")
-    unknown = [n for n in names if n not in grid.teachers]
+def part_of_suite(grid: Grid, grid_cells: list[Cell], methods: list[str] | None,
+                  teachers: list[str] | None) -> list[Cell]:
+    """The cells of the suite's variants ``methods`` (their labels before any ``[...]``) and
+    teachers ``teachers`` (a method without a teacher stays with any teacher); None keeps all.
+    The grid, and so its parent run, stays the whole suite's: the other cells can be run later
+    under the same parent."""
+    keep = grid_cells
+    if methods:
+        known = list(dict.fromkeys(_base(v.label) for v in grid.variants))
+        _check_names("--method", methods, known, f"variant in suite {grid.suite!r}")
+        keep = [c for c in keep if _base(c.variant.label) in methods]
+    if teachers:
+        if not grid.teachers:
+            raise ConfigError(f"--teachers: suite {grid.suite!r} names no teachers")
+        _check_names("--teachers", teachers, grid.teachers, f"teacher in suite {grid.suite!r}")
+        others = {f"[teacher={n}]" for n in grid.teachers if n not in teachers}
+        keep = [c for c in keep if not any(c.variant.label.endswith(t) for t in others)]
+    return keep
+
+
+def _base(label: str) -> str:
+    return label.split("[", 1)[0]
+
+
+def _check_names(option: str, names: list[str], known: list[str], what: str) -> None:
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError(f"--teachers: no teacher {', '.join(map(repr, unknown))} in suite {grid.suite!r}; "
-                          f"it has {', '.join(grid.teachers)}")
-    chosen = {f"[teacher={n}]" for n in names}
-    others = {f"[teacher={n}]" for n in grid.teachers} - chosen
-    return [c for c in grid_cells if not any(c.variant.label.endswith(t) for t in others)]
+        raise ConfigError(f"{option}: no {what} named {', '.join(map(repr, unknown))}; it has {', '.join(known)}")
 
 
 def cell_settings(grid: Grid, variant: Variant) -> dict[str, Any]:

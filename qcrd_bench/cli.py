@@ -216,7 +216,8 @@ def _echo_summary(summary: dict | None, as_json: bool, uri: str) -> None:
 
 @main.command(context_settings=CONTEXT)
 @click.option("--suite", help="A suite: benchmarks/suites/<NAME>.yaml, or a path to one.")
-@click.option("--method", "-m", help="Comma-separated methods or variants, e.g. dss,qcrd (instead of --suite).")
+@click.option("--method", "-m", help="Comma-separated methods or variants, e.g. dss,qcrd; with --suite, only these "
+                                    "of its variants this time (the rest can follow under the same parent).")
 @click.option("--task", "-t", help="Comma-separated tasks (with --method; default: svamp).")
 @click.option("--seeds", help="Comma-separated seeds (default: the suite's, else 0,1,2).")
 @click.option("--teacher", help="Teacher for every variant (NAME or file:PATH); default: each method's.")
@@ -261,20 +262,21 @@ def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, li
     Examples:
       qcrd-bench ablate --suite cpu-svamp --dry-run
       qcrd-bench ablate --suite synth-noise --teachers clean,dynamic --seeds 0 --workers 2
+      qcrd-bench ablate --suite synth-noise --method dss,qcrd --teachers clean --seeds 0,1,2
       qcrd-bench ablate --method dss,qcrd --task svamp --seeds 0,1 --preset smoke
       qcrd-bench ablate --method dss,qcrd --seeds 0,1 --preset smoke --workers 2
       qcrd-bench ablate -m qcrd --teacher mcc-kd --vary negatives.lag=3,5,10 --seeds 0,1,2
       qcrd-bench ablate --suite paper-t5-base --executor ray --ray-address auto \
           --gpus-per-child 1 --tracking-uri http://tracking.internal:5000
     """
-    from .ablate import Grid, cells, load_suite, only_teachers, plan_lines, run_grid, variants_from
+    from .ablate import Grid, cells, load_suite, part_of_suite, plan_lines, run_grid, variants_from
     from .config import parse_set
     from .errors import QcrdError
     from .tracking import tracking_uri as resolve_uri
 
     catalog = _catalog(plugins_dir)
     try:
-        if bool(suite) == bool(method):
+        if not suite and not method:
             raise Failure("give either --suite NAME or --method M1,M2 (see qcrd-bench ablate --help)")
         seed_list = _int_list("--seeds", seeds) if seeds else None
         common = dict(parse_set(item) for item in sets)
@@ -290,10 +292,10 @@ def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, li
             grid = Grid(variants=variants_from(_names(method), teacher, list(vary)), tasks=_names(task or "svamp"),
                         seeds=seed_list or [0, 1, 2], preset=preset, limit=limit, sets=common)
         grid_cells = cells(catalog, grid)
-        if teachers:
-            if not suite:
-                raise Failure("--teachers picks among a suite's teachers; with --method use --teacher")
-            grid_cells = only_teachers(grid, grid_cells, _names(teachers))
+        if teachers and not suite:
+            raise Failure("--teachers picks among a suite's teachers; with --method use --teacher")
+        if suite and (method or teachers):
+            grid_cells = part_of_suite(grid, grid_cells, method and _names(method), teachers and _names(teachers))
         experiment = experiment or (f"qcrd-bench/suite/{grid.suite}" if grid.suite else "qcrd-bench/ablate")
         if dry_run:
             click.echo(f"{len(grid_cells)} children in experiment {experiment}:")

@@ -39,10 +39,15 @@ def test_teachers_runs_part_of_a_suite_under_its_parent(mirror):
     assert "finetune " in part and "qcrd[teacher=dynamic] " in part and "teacher=static" not in part
     # the lines it keeps are the whole suite's, config hashes and all, so the cells resume as one grid
     assert set(part.splitlines()[1:]) < set(dry().splitlines()[1:])
+    pair = dry("--method", "finetune,qcrd", "--teachers", "clean")
+    assert "2 children" in pair and "finetune " in pair and "qcrd[teacher=clean] " in pair
+    assert set(pair.splitlines()[1:]) < set(part.splitlines()[1:])
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--suite", "synth-noise", "--teachers", "clean,noisy"], "no teacher 'noisy' in suite 'synth-noise'"),
+    (["--suite", "synth-noise", "--teachers", "clean,noisy"], "no teacher in suite 'synth-noise' named 'noisy'"),
+    (["--suite", "synth-noise", "--method", "qcrd,qcdr"], "no variant in suite 'synth-noise' named 'qcdr'; it has "
+                                                          "finetune, cot, dss, qcrd-no-ed"),
     (["--suite", "cpu-svamp", "--teachers", "clean"], "suite 'cpu-svamp' names no teachers"),
     (["-m", "dss", "--teachers", "clean"], "--teachers picks among a suite's teachers"),
 ])
