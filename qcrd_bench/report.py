@@ -120,6 +120,7 @@ LABEL_PREFIXES = ("teacher/label/", "test/rationale_label/")
 # axis across objectives; every other loss curve shares one only within one objective.
 SHARED_TERMS = ("train/loss_pred",)
 # Rows follow the paper: its methods, then its ablations, then anything else by name.
+LEGEND_INSIDE = 8  # legend entries a panel holds inside its axes; more go beside them
 ORDER = ("finetune", "cot", "dss", "mi", "qcrd", *paper.SVAMP_STUDIES)
 
 
@@ -941,7 +942,7 @@ def _figure(panels: int, title: str, cols: int = 3):
 
 def _save(fig, path: Path) -> str:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight" keeps a legend placed beside the axes
     _pyplot().close(fig)
     return path.name
 
@@ -958,9 +959,23 @@ def label(group: Group, groups: list[Group], with_task: bool = False) -> str:
 
 
 def palette(names) -> dict[str, str]:
-    """One colour per name, the same in every panel and plot of a report."""
-    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
-    return {name: cycle[i % len(cycle)] for i, name in enumerate(dict.fromkeys(names))}
+    """One colour per name, the same in every panel and plot of a report; past the default
+    cycle's ten, tab20's twenty, so that a suite's many groups (synth-noise) do not share one."""
+    from matplotlib.colors import to_hex
+
+    names = list(dict.fromkeys(names))
+    plt = _pyplot()
+    cycle = (plt.rcParams["axes.prop_cycle"].by_key()["color"] if len(names) <= 10
+             else [to_hex(c) for c in plt.get_cmap("tab20").colors])
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
+def _legend(ax, entries: int) -> None:
+    """The legend inside the axes, or beside them where it would hide the lines."""
+    if entries > LEGEND_INSIDE:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=7)
 
 
 def mean_curve(histories: list[dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
@@ -999,7 +1014,7 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
         for g in (g for g in shown if g.task == task):
             _curve_panel(ax, *mean_curve(series[id(g)]), label(g, groups), colors[label(g, groups)], scale=100)
         ax.set(title=task, xlabel="step", ylabel="validation accuracy (%)")
-        ax.legend(fontsize=7)
+        _legend(ax, sum(g.task == task for g in shown))
     return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds.")
 
 

@@ -679,3 +679,12 @@ def test_reading_sentences():
     # With several tasks the sentence names the task.
     assert reading(Difference(qcrd, dss, ["1"], [3.0]), [*groups, group("dss", "svamp")]).startswith(
         "`qcrd` on synth-arith is +3.00 pp")
+
+
+def test_palette_gives_a_suites_many_groups_distinct_colours():
+    from qcrd_bench.report import palette
+
+    assert len(set(palette(f"v{i}" for i in range(10)).values())) == 10  # matplotlib's default cycle
+    many = palette(f"v{i}" for i in range(13))  # synth-noise on two teachers: 13 groups
+    assert len(set(many.values())) == 13
+    assert palette(["b", "a", "b"]) == {"b": palette(["b"])["b"], "a": palette(["b", "a"])["a"]}
