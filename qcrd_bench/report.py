@@ -784,6 +784,24 @@ def plots_section(plots: list[Plot]) -> list[str]:
     return lines
 
 
+def mixed_rationale_notes(g: Group) -> list[str]:
+    """A line where a group's seeds trained on different teachers or rationale sets; a teacher
+    that draws its samples with each run's seed (`teacher.seed` -1) is said to, not flagged."""
+    lines = []
+    for tag in ("qcrd.teacher", "qcrd.rationales_sha256"):
+        found = sorted({r.tags.get(tag, "?") for r in g.runs})
+        if len(found) < 2:
+            continue
+        where = f"`{_cell(g.variant)}` on {g.task} (`{g.config_hash}`)"
+        if tag == "qcrd.rationales_sha256" and all(r.params.get("teacher.seed") == "-1" for r in g.runs):
+            lines.append(f"- {where} trained its seeds on {len(found)} rationale sets: its teacher draws its "
+                         f"samples with each run's seed (`teacher.seed` -1), so seeds differ in them by design.")
+        else:
+            lines.append(f"- {where} mixes `{tag}` values {', '.join(found)}: its seeds did not all train on "
+                         f"the same rationales.")
+    return lines
+
+
 def notes_section(report: Report) -> list[str]:
     lines = ["## Notes", ""]
     for reason, runs in sorted(report.selection.excluded.items()):
@@ -792,11 +810,7 @@ def notes_section(report: Report) -> list[str]:
         lines.append(f"- Seed {old.tags.get('qcrd.seed')} of `{_cell(variant_of(old))}` on {old.tags['qcrd.task']} "
                      f"ran more than once: run `{new.run_id}` (newest) is used, `{old.run_id}` is not.")
     for g in report.groups:
-        for tag in ("qcrd.teacher", "qcrd.rationales_sha256"):
-            found = sorted({r.tags.get(tag, "?") for r in g.runs})
-            if len(found) > 1:
-                lines.append(f"- `{_cell(g.variant)}` on {g.task} (`{g.config_hash}`) mixes `{tag}` values "
-                             f"{', '.join(found)}: its seeds did not all train on the same rationales.")
+        lines += mixed_rationale_notes(g)
     for marker, note in dict.fromkeys(teacher_notes(report.groups).values()):
         lines.append(f"- {marker} {note}")
     if report.baseline:

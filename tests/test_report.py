@@ -688,3 +688,19 @@ def test_palette_gives_a_suites_many_groups_distinct_colours():
     many = palette(f"v{i}" for i in range(13))  # synth-noise on two teachers: 13 groups
     assert len(set(many.values())) == 13
     assert palette(["b", "a", "b"]) == {"b": palette(["b"])["b"], "a": palette(["b", "a"])["a"]}
+
+
+def test_a_seeded_teachers_rationale_sets_are_not_flagged_as_mixed():
+    from qcrd_bench.report import Group, mixed_rationale_notes
+    from qcrd_bench.tracking import StoredRun
+
+    def group(teacher_seed):
+        runs = [StoredRun(f"r{i}", "0", "dss", "FINISHED", 0, {"qcrd.seed": str(i), "qcrd.teacher": "synthetic",
+                                                             "qcrd.rationales_sha256": f"sha{i}"},
+                          {"teacher.seed": teacher_seed}, {}) for i in range(3)]
+        return Group("dss[teacher=dynamic]", "synth-arith", "cfg", runs)
+
+    assert mixed_rationale_notes(group("-1")) == [
+        "- `dss[teacher=dynamic]` on synth-arith (`cfg`) trained its seeds on 3 rationale sets: its teacher draws "
+        "its samples with each run's seed (`teacher.seed` -1), so seeds differ in them by design."]
+    assert mixed_rationale_notes(group("7"))[0].endswith("its seeds did not all train on the same rationales.")
