@@ -248,8 +248,8 @@ def _echo_summary(summary: dict | None, as_json: bool, uri: str) -> None:
               help="Ray: times a child whose process died is retried (resuming from its checkpoint).")
 @click.option("--dry-run", is_flag=True, help="List the children and stop.")
 @plugins_dir_option
-def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, limit, tracking_uri, experiment, workers, executor,
-           ray_address, cpus_per_child, gpus_per_child, retries, dry_run, plugins_dir):
+def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, limit, tracking_uri, experiment, workers,
+           executor, ray_address, cpus_per_child, gpus_per_child, retries, dry_run, plugins_dir):
     """Run a grid of variants × tasks × seeds as one MLflow parent run with a child per
     cell, then log mean and std of test accuracy per variant and task on the parent.
 
@@ -278,6 +278,8 @@ def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, li
     try:
         if not suite and not method:
             raise Failure("give either --suite NAME or --method M1,M2 (see qcrd-bench ablate --help)")
+        if teachers and not suite:
+            raise Failure("--teachers picks among a suite's teachers; with --method use --teacher")
         seed_list = _int_list("--seeds", seeds) if seeds else None
         common = dict(parse_set(item) for item in sets)
         if suite:
@@ -292,8 +294,6 @@ def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, li
             grid = Grid(variants=variants_from(_names(method), teacher, list(vary)), tasks=_names(task or "svamp"),
                         seeds=seed_list or [0, 1, 2], preset=preset, limit=limit, sets=common)
         grid_cells = cells(catalog, grid)
-        if teachers and not suite:
-            raise Failure("--teachers picks among a suite's teachers; with --method use --teacher")
         if suite and (method or teachers):
             grid_cells = part_of_suite(grid, grid_cells, method and _names(method), teachers and _names(teachers))
         experiment = experiment or (f"qcrd-bench/suite/{grid.suite}" if grid.suite else "qcrd-bench/ablate")

@@ -979,8 +979,9 @@ def palette(names) -> dict[str, str]:
 
     names = list(dict.fromkeys(names))
     plt = _pyplot()
-    cycle = (plt.rcParams["axes.prop_cycle"].by_key()["color"] if len(names) <= 10
-             else [to_hex(c) for c in plt.get_cmap("tab20").colors])
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(names) > len(cycle):
+        cycle = [to_hex(c) for c in plt.get_cmap("tab20").colors]
     return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
 
 
