@@ -55,6 +55,7 @@ class Variant:
     label: str
     method: str
     sets: tuple[tuple[str, Any], ...] = ()  # flat config keys, applied after the grid's common settings
+    teacher: str = ""  # the suite teacher it was crossed with (``teachers:``), if any
 
 
 @dataclass
@@ -114,7 +115,7 @@ def cross(variants: list[Variant], vary: dict[str, list[Any]]) -> list[Variant]:
         for values in itertools.product(*(vary[k] for k in keys)):
             point = tuple(zip(keys, values))
             label = variant.label + "[" + ",".join(f"{k}={v}" for k, v in point) + "]"
-            out.append(Variant(label, variant.method, variant.sets + point))
+            out.append(Variant(label, variant.method, variant.sets + point, variant.teacher))
     return out
 
 
@@ -154,8 +155,7 @@ def part_of_suite(grid: Grid, grid_cells: list[Cell], methods: list[str] | None,
         if not grid.teachers:
             raise ConfigError(f"--teachers: suite {grid.suite!r} names no teachers")
         _check_names("--teachers", teachers, grid.teachers, f"teacher in suite {grid.suite!r}")
-        others = {f"[teacher={n}]" for n in grid.teachers if n not in teachers}
-        keep = [c for c in keep if not any(c.variant.label.endswith(t) for t in others)]
+        keep = [c for c in keep if not c.variant.teacher or c.variant.teacher in teachers]
     return keep
 
 
@@ -226,7 +226,7 @@ def cross_teachers(variants: list[Variant], teachers: Any, where, catalog: Catal
             continue
         for name, settings in teachers.items():
             out.append(Variant(f"{variant.label}[teacher={name}]", variant.method,
-                               variant.sets + tuple((settings or {}).items())))
+                               variant.sets + tuple((settings or {}).items()), str(name)))
     return out
 
 

@@ -44,6 +44,16 @@ def test_teachers_runs_part_of_a_suite_under_its_parent(mirror):
     assert set(pair.splitlines()[1:]) < set(part.splitlines()[1:])
 
 
+def test_teachers_picks_cells_whose_labels_also_vary_a_setting(tmp_path):
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text("name: mixed\ntasks: [synth-arith]\nseeds: [0]\npreset: synth-quick\nvariants: [dss]\n"
+                     "teachers: {clean: {}, dynamic: {teacher.p_dynamic: 0.4}}\nvary: {loss.alpha: [0.3, 0.7]}\n")
+    result = CliRunner().invoke(main, ["ablate", "--suite", str(suite), "--teachers", "clean", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "2 children" in result.output and "teacher=dynamic" not in result.output
+    assert result.output.count("dss[teacher=clean][loss.alpha=") == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["--suite", "synth-noise", "--teachers", "clean,noisy"], "no teacher in suite 'synth-noise' named 'noisy'"),
     (["--suite", "synth-noise", "--method", "qcrd,qcdr"], "no variant in suite 'synth-noise' named 'qcdr'; it has "
