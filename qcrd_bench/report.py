@@ -373,9 +373,13 @@ def variant_of(run: StoredRun) -> str:
 
 def split_label(label: str) -> tuple[str, tuple[str, ...]]:
     """An ablate label into its variant and varied settings:
-    ``qcrd[negatives.lag=3,loss.scheme=mean]`` → ("qcrd", ("negatives.lag=3", "loss.scheme=mean"))."""
-    found = re.fullmatch(r"(.*?)\[(.*)\]", label)
-    return (found.group(1), tuple(p for p in found.group(2).split(",") if p)) if found else (label, ())
+    ``qcrd[negatives.lag=3,loss.scheme=mean]`` → ("qcrd", ("negatives.lag=3", "loss.scheme=mean"));
+    a suite with teachers and ``vary`` adds a second bracket: ``dss[teacher=clean][loss.alpha=0.3]``."""
+    found = re.fullmatch(r"([^\[]*)((?:\[[^\]]*\])+)", label)
+    if not found:
+        return label, ()
+    groups = re.findall(r"\[([^\]]*)\]", found.group(2))
+    return found.group(1), tuple(p for group in groups for p in group.split(",") if p)
 
 
 def split_labels(text: str) -> list[str]:

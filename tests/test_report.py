@@ -643,6 +643,19 @@ def test_noise_plot_order():
     assert noise_lines(groups[:2], VariantOrder(("finetune", "dss"), "x")).lines == {}
 
 
+def test_split_label_reads_every_bracket():
+    """A suite with teachers and `vary` labels its cells dss[teacher=clean][loss.alpha=0.3]
+    (ablate's cross_teachers, then cross); both brackets are settings."""
+    from qcrd_bench.report import setting_of, split_label, without_setting
+
+    assert split_label("qcrd") == ("qcrd", ())
+    assert split_label("qcrd[negatives.lag=3,loss.scheme=mean]") == ("qcrd", ("negatives.lag=3", "loss.scheme=mean"))
+    label = "dss[teacher=clean][loss.alpha=0.3,train.lr=0.001]"
+    assert split_label(label) == ("dss", ("teacher=clean", "loss.alpha=0.3", "train.lr=0.001"))
+    assert setting_of(label, "teacher") == "clean" and setting_of(label, "loss.alpha") == "0.3"
+    assert without_setting(label, "teacher") == "dss[loss.alpha=0.3,train.lr=0.001]"
+
+
 def test_reliability_bins():
     from qcrd_bench.report import Bin, reliability_bins
 
