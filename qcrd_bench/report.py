@@ -4,6 +4,7 @@ Selects runs (a sweep's children, a suite's newest sweep, or a whole experiment)
 them by (variant, task, config hash) with one run per seed, and writes ``README.md``
 (the results table, paired differences against a baseline, on a task with a rationale
 checker the components measured against its labels, plots, notes), ``results.csv``,
+``runs.csv`` (each run's own numbers, so the pairs can be redone without the store),
 ``differences.csv``, ``components.csv`` (where there are components) and PNG plots.
 Every number in it is read from the store, except the paper's, which come from
 :mod:`qcrd_bench.paper` (docs/method.md §4).
@@ -36,6 +37,8 @@ JUDGE_AUROC = "train/judge_auroc"
 PAIRED = (PRIMARY, RATIONALE_ANSWER)
 COVERAGE = "data/rationale_coverage"  # share of training questions with a rationale (after the positive filter)
 METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "eval/parse_rate", "best/val_accuracy")
+# runs.csv: every run's own value of these, beside METRICS (blank where a run did not log one).
+RUN_METRICS = (*METRICS, RATIONALE_ANSWER, "test/rationale_valid", "best/step", "time/run_seconds")
 SKIP_KINDS = ("teach", "ablate")
 SCORED = "negatives/scored_samples.json"
 SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs it
@@ -44,9 +47,9 @@ SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs i
 SOURCES = ("teacher positive", "teacher negative", "student negative")
 POOLED = "negatives (source not logged)"
 # Everything the report writes: removed first, so a plot skipped this time leaves no stale file.
-OUTPUTS = ("README.md", "results.csv", "differences.csv", "components.csv", "val_curves.png", "score_densities.png",
-           "score_by_truth.png", "reliability.png", "diagnostics.png", "train_fraction.png", "noise.png",
-           "loss_terms.png")
+OUTPUTS = ("README.md", "results.csv", "runs.csv", "differences.csv", "components.csv", "val_curves.png",
+           "score_densities.png", "score_by_truth.png", "reliability.png", "diagnostics.png", "train_fraction.png", "noise.png",
+           "judge_quality.png", "loss_terms.png")
 # The varied setting whose points the noise plot puts on its x axis: `qcrd[teacher=dynamic]`.
 TEACHER = "teacher"
 
@@ -260,6 +263,7 @@ def make_report(*, experiment: str | None = None, run_id: str | None = None, sui
         report.plots = make_plots(store, groups, stage, order)
         (stage / "README.md").write_text(markdown(report, command, uri), encoding="utf-8")
         write_results_csv(groups, stage / "results.csv")
+        write_runs_csv(groups, stage / "runs.csv")
         write_differences_csv(report.differences, stage / "differences.csv")
         if report.components:
             write_components_csv(report.components, stage / "components.csv")
@@ -884,6 +888,18 @@ def write_results_csv(groups: list[Group], path: Path) -> None:
             row += [paper.teacher(without_fraction(g.variant)).name if any(paper_values(g)) else "",
                     teacher_note(g) or ""]
             writer.writerow(row)
+
+
+def write_runs_csv(groups: list[Group], path: Path) -> None:
+    """One row per run of the report's groups, in the results table's order, seed by seed."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "task", "teacher", "config_hash", "seed", "run_id",
+                         *(m.replace("/", "_") for m in RUN_METRICS)])
+        for g in groups:
+            for seed, run in g.by_seed.items():
+                writer.writerow([g.variant, g.task, run.tags.get("qcrd.teacher", ""), g.config_hash, seed, run.run_id,
+                                 *(_num(run.metrics.get(m)) for m in RUN_METRICS)])
 
 
 def write_differences_csv(diffs: list[Difference], path: Path) -> None:

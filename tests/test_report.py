@@ -293,10 +293,16 @@ def test_report_of_a_sweep(store, tmp_path):
     assert results["qcrd"]["teacher_note"].startswith("`qcrd` trained on `mcc-kd`; the paper's numbers")
     assert float(results["dss"]["paper_t5_base_pct"]) == 65.5 and results["dss"]["paper_t5_base_source"] == "Table 1"
     assert "`dss-svamp-s2`" in readme and "`teach-svamp-mcc-kd`" in readme and "ran more than once" in readme
+    # runs.csv: each run's own numbers, the ones the table's means and the pairs come from.
+    with (out / "runs.csv").open() as handle:
+        runs = [row for row in csv.DictReader(handle) if row["method"] == "dss"]
+    assert [row["seed"] for row in runs] == ["0", "1"] and {row["teacher"] for row in runs} == {"dss-palm"}
+    assert [float(row["test_accuracy"]) for row in runs] == pytest.approx([d / 100 for d in dss])
+    assert runs[0]["run_id"] in results["dss"]["run_ids"].split()
 
     # The folder was logged to the parent run.
     logged = {Path(f.path).name for f in client.list_artifacts(store["parent"], "report")}
-    assert {"README.md", "results.csv", "differences.csv", "val_curves.png", "score_densities.png",
+    assert {"README.md", "results.csv", "runs.csv", "differences.csv", "val_curves.png", "score_densities.png",
             "diagnostics.png"} <= logged
 
 
@@ -511,6 +517,10 @@ def test_synth_noise_report(store, tmp_path):
     for name in ("noise.png", "reliability.png", "score_by_truth.png", "diagnostics.png", "score_densities.png",
                  "judge_quality.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in readme, name
+    # Every file it writes is one it removes first, so a rerun leaves nothing stale, and one logged to the parent.
+    from qcrd_bench.report import OUTPUTS
+
+    assert {path.name for path in out.iterdir()} <= set(OUTPUTS)
     assert "`train/judge_auroc`: AUROC of the judge's scores" in readme
     # Judge quality against accuracy: a point per qcrd run (its last AUROC), ranked together.
     from scipy.stats import spearmanr
