@@ -33,12 +33,20 @@ PRIMARY = "test/accuracy"
 # The answer read from the student's own rationale (its last result), on a task with a checker:
 # compared like PRIMARY where both sides of a pair logged it.
 RATIONALE_ANSWER = "test/rationale_answer_accuracy"
+# The share of the test questions whose own rationale the checker labels `valid`: where an
+# unfaithful teacher (right answers, wrong steps) shows, which neither answer reading sees.
+RATIONALE_VALID = "test/rationale_valid"
 JUDGE_AUROC = "train/judge_auroc"
-PAIRED = (PRIMARY, RATIONALE_ANSWER)
+PAIRED = (PRIMARY, RATIONALE_ANSWER, RATIONALE_VALID)
+# What each paired metric reads, in the differences section and the noise plot's note.
+READS = {PRIMARY: "the answer the student predicts",
+         RATIONALE_ANSWER: "the answer read from the student's own `explain:` rationale, its last result",
+         RATIONALE_VALID: "the share of test questions whose own rationale the checker labels `valid`: every step "
+                          "right and faithful to the problem"}
 COVERAGE = "data/rationale_coverage"  # share of training questions with a rationale (after the positive filter)
 METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "eval/parse_rate", "best/val_accuracy")
 # runs.csv: every run's own value of these, beside METRICS (blank where a run did not log one).
-RUN_METRICS = (*METRICS, RATIONALE_ANSWER, "test/rationale_valid", "best/step", "time/run_seconds")
+RUN_METRICS = (*METRICS, RATIONALE_ANSWER, RATIONALE_VALID, "best/step", "time/run_seconds")
 SKIP_KINDS = ("teach", "ablate")
 SCORED = "negatives/scored_samples.json"
 SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs it
@@ -111,7 +119,7 @@ COMPONENTS = (
               "AUROC (× 100; 50 is chance) of the judge's scores of valid against not-valid rationales over the "
               "first iteration's batches"),
     Component("judge AUROC last", JUDGE_AUROC, "last", "train_judge_auroc_last", "the same, last iteration"),
-    Component("rationale valid", "test/rationale_valid", "last", "test_rationale_valid",
+    Component("rationale valid", RATIONALE_VALID, "last", "test_rationale_valid",
               "share of the test questions whose own `explain:` rationale checks valid"),
     Component("rationale → answer", RATIONALE_ANSWER, "last", "test_rationale_answer_accuracy",
               "accuracy of the answer read from that rationale (its last result) against gold"),
@@ -706,9 +714,10 @@ def differences_section(report: Report) -> list[str]:
             continue
         if metric != PRIMARY:
             lines += ["", f"### The same in `{metric}`", "",
-                      "The answer read from the student's own rationale (its last result) against gold, for the pairs "
-                      "whose both sides logged it: on a task with a rationale checker the label head may gain nothing "
-                      "from rationales while the rationale head does.", ""]
+                      f"{READS[metric][0].upper()}{READS[metric][1:]}, for the pairs whose both sides logged it: on a "
+                      "task with a rationale checker the label head may gain nothing from rationales while the "
+                      "rationale head does, and a teacher's unfaithful steps show only in the rationales' validity.",
+                      ""]
         lines += differences_table(found) + ["", *(f"- {reading(d, report.groups)}" for d in found)]
     return lines
 
@@ -1453,14 +1462,14 @@ def plot_noise(groups: list[Group], order: VariantOrder, folder: Path) -> Plot:
                         ax.axhspan(mean - std, mean + std, color=colors[g.variant], alpha=0.12, linewidth=0)
             ax.set_xticks(range(len(found.teachers)), found.teachers)
             ax.set_xlim(-0.5, len(found.teachers) - 0.5)
+            ax.set_ylim(top=min(ax.get_ylim()[1], 102))  # a share: a ± std bar past 100 is no value a run had
             ax.set(title=f"{task}: {metric}", xlabel="teacher", ylabel=f"{metric} (%)")
             ax.legend(fontsize=7)
-    reads = {PRIMARY: f"`{PRIMARY}` (the answer the student predicts)",
-             RATIONALE_ANSWER: f"`{RATIONALE_ANSWER}` (the answer read from the student's own `explain:` rationale, "
-                               "its last result)"}
-    panels = (f"One panel per task, reading {reads[PRIMARY]}; no run logged `{RATIONALE_ANSWER}`." if len(metrics) == 1
-              else f"The left panel of a task reads {reads[PRIMARY]}, the right one {reads[RATIONALE_ANSWER]}: on a task with a checker "
-                   "the label head may gain nothing from rationales while the rationale head does.")
+    reads = [f"`{metric}` ({READS[metric]})" for metric in metrics]
+    panels = (f"One panel per task, reading {reads[0]}; no run logged `{RATIONALE_ANSWER}`." if len(metrics) == 1
+              else f"The panels of a task read, left to right, {'; '.join(reads)}. On a task with a checker the "
+                   "label head may gain nothing from rationales while the rationale head does, and a teacher whose "
+                   "answers are right but whose steps are not shows in the last panel only.")
     note = (f"x: the teacher of each setting (the `teacher=` in its label), in {order.source}: "
             f"{', '.join(found.teachers)}. A line per method (the label without its teacher), mean over seeds with "
             "± one sample std as bars, moved a little sideways so that the bars do not hide each other. Dashed, with "

@@ -532,8 +532,9 @@ def test_synth_noise_report(store, tmp_path):
     assert "`train/neg_student_invalid_frac`: share of the batch's self-play" in readme
     assert ("x: the teacher of each setting (the `teacher=` in its label), in the order of the parent run's "
             "`variants` param: clean, dynamic, static+irrelevant.") in readme
-    assert ("The left panel of a task reads `test/accuracy` (the answer the student predicts), the right one "
-            "`test/rationale_answer_accuracy`") in readme
+    assert ("The panels of a task read, left to right, `test/accuracy` (the answer the student predicts); "
+            "`test/rationale_answer_accuracy` (the answer read from the student's own `explain:` rationale, its last "
+            "result); `test/rationale_valid` (the share of test questions whose own rationale") in readme
     assert "Not drawn" not in readme.split("### Accuracy against teacher noise")[1].split("###")[0]
 
     # Components against ground truth: a row per setting that logged any (not finetune).
@@ -589,7 +590,7 @@ def test_synth_noise_report(store, tmp_path):
             "parent run's `variants` param.)") in readme
 
     # The same in test/rationale_answer_accuracy, for the pairs whose both sides logged it (not finetune).
-    second = readme.split("### The same in `test/rationale_answer_accuracy`")[1]
+    second = readme.split("### The same in `test/rationale_answer_accuracy`")[1].split("### The same in")[0]
     answers = {row["method"].strip("`"): row for row in table(second, "method | baseline | task")}
     assert set(answers) == {f"qcrd[teacher={t}]" for t in TEACHERS}
     expected = statistics.mean(100 * (rationale_answer("qcrd", "dynamic", s) - rationale_answer("dss", "dynamic", s))
@@ -598,8 +599,13 @@ def test_synth_noise_report(store, tmp_path):
     assert "- `qcrd[teacher=dynamic]` beats `dss[teacher=dynamic]` by" in second
     with (out / "differences.csv").open() as handle:
         by_metric = [(row["metric"], row["method"]) for row in csv.DictReader(handle)]
-    assert by_metric.count(("test/accuracy", "finetune")) == 1 and len(by_metric) == 7
-    assert {m for m, _ in by_metric} == {"test/accuracy", "test/rationale_answer_accuracy"}
+    assert by_metric.count(("test/accuracy", "finetune")) == 1 and len(by_metric) == 10
+    assert {m for m, _ in by_metric} == {"test/accuracy", "test/rationale_answer_accuracy", "test/rationale_valid"}
+    # And in test/rationale_valid, where a teacher's unfaithful steps show: the fixture's are equal by seed.
+    third = readme.split("### The same in `test/rationale_valid`")[1]
+    valid = {row["method"].strip("`"): row for row in table(third, "method | baseline | task")}
+    assert set(valid) == {f"qcrd[teacher={t}]" for t in TEACHERS}
+    assert valid["qcrd[teacher=static+irrelevant]"]["mean Δ (pp)"] == "+0.00"
 
 
 def test_reports_without_ground_truth_say_so(store, tmp_path):
