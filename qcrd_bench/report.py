@@ -1051,15 +1051,35 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
     shown = [g for g in groups if series[id(g)]]
     if not shown:
         return Plot(title, None, "no run logged `val/accuracy`.")
-    tasks = list(dict.fromkeys(g.task for g in shown))
-    fig, axes = _figure(len(tasks), "val/accuracy (mean ± std over seeds)")
-    colors = palette(label(g, groups) for g in groups)
-    for ax, task in zip(axes, tasks):
-        for g in (g for g in shown if g.task == task):
-            _curve_panel(ax, *mean_curve(series[id(g)]), label(g, groups), colors[label(g, groups)], scale=100)
-        ax.set(title=task, xlabel="step", ylabel="validation accuracy (%)")
-        _legend(ax, sum(g.task == task for g in shown))
-    return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds.")
+    panels = val_panels(shown)
+    fig, axes = _figure(len(panels), "val/accuracy (mean ± std over seeds)")
+    # Within a teacher's panel the teacher goes without saying: one colour per method across panels.
+    names = {id(g): without_setting(label(g, groups), TEACHER) for g in shown}
+    colors = palette(names[id(g)] for g in shown)
+    for ax, (name, members) in zip(axes, panels):
+        for g in members:
+            _curve_panel(ax, *mean_curve(series[id(g)]), names[id(g)], colors[names[id(g)]], scale=100)
+        ax.set(title=name, xlabel="step", ylabel="validation accuracy (%)")
+        ax.set_ylim(top=min(ax.get_ylim()[1], 102))  # the std band past 100 is no value a run had
+        _legend(ax, len(members))
+    split = len(panels) > len({g.task for g in shown})
+    return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds."
+                + (" One panel per task and teacher (the `teacher=` of the labels), each with the methods that "
+                   "use no teacher (`finetune`) for reference." if split else ""))
+
+
+def val_panels(groups: list[Group]) -> list[tuple[str, list[Group]]]:
+    """(title, groups) per panel of the validation curves: one per task, or, where labels name
+    teachers (synth-noise's 25 settings), one per task and teacher, each with the task's groups
+    that name none."""
+    panels = []
+    for task in dict.fromkeys(g.task for g in groups):
+        mine = [g for g in groups if g.task == task]
+        plain = [g for g in mine if setting_of(g.variant, TEACHER) is None]
+        teachers = list(dict.fromkeys(t for g in mine if (t := setting_of(g.variant, TEACHER)) is not None))
+        panels += [(f"{task}, teacher={t}", [g for g in mine if setting_of(g.variant, TEACHER) == t] + plain)
+                   for t in teachers] or [(task, plain)]
+    return panels
 
 
 def diagnostic_panels(groups: list[Group]) -> list[tuple[Diagnostic, list[Group]]]:

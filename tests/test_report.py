@@ -672,6 +672,24 @@ def test_split_label_reads_every_bracket():
     assert without_setting(label, "teacher") == "dss[loss.alpha=0.3,train.lr=0.001]"
 
 
+def test_val_panels_split_by_teacher():
+    """The validation curves: a panel per task, or per task and teacher where labels name one,
+    with the groups that name none (finetune) in each of their task's panels."""
+    from qcrd_bench.report import Group, val_panels
+    from qcrd_bench.tracking import StoredRun
+
+    def group(variant, task="synth-arith"):
+        return Group(variant, task, variant, [StoredRun(variant, "0", variant, "FINISHED", 0, {"qcrd.seed": "0"},
+                                                        {}, {})])
+
+    groups = [group("finetune"), group("dss[teacher=clean]"), group("qcrd[teacher=clean]"),
+              group("dss[teacher=dynamic]"), group("dss", "svamp"), group("qcrd", "svamp")]
+    found = [(title, [g.variant for g in members]) for title, members in val_panels(groups)]
+    assert found == [("synth-arith, teacher=clean", ["dss[teacher=clean]", "qcrd[teacher=clean]", "finetune"]),
+                     ("synth-arith, teacher=dynamic", ["dss[teacher=dynamic]", "finetune"]),
+                     ("svamp", ["dss", "qcrd"])]
+
+
 def test_reliability_bins():
     from qcrd_bench.report import Bin, reliability_bins
 
