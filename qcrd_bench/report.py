@@ -56,8 +56,8 @@ SOURCES = ("teacher positive", "teacher negative", "student negative")
 POOLED = "negatives (source not logged)"
 # Everything the report writes: removed first, so a plot skipped this time leaves no stale file.
 OUTPUTS = ("README.md", "results.csv", "runs.csv", "differences.csv", "components.csv", "val_curves.png",
-           "score_densities.png", "score_by_truth.png", "reliability.png", "diagnostics.png", "train_fraction.png", "noise.png",
-           "judge_quality.png", "loss_terms.png")
+           "score_densities.png", "score_by_truth.png", "reliability.png", "diagnostics.png", "train_fraction.png",
+           "noise.png", "judge_quality.png", "loss_terms.png")
 # The varied setting whose points the noise plot puts on its x axis: `qcrd[teacher=dynamic]`.
 TEACHER = "teacher"
 
@@ -1060,12 +1060,17 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
         for g in members:
             _curve_panel(ax, *mean_curve(series[id(g)]), names[id(g)], colors[names[id(g)]], scale=100)
         ax.set(title=name, xlabel="step", ylabel="validation accuracy (%)")
-        ax.set_ylim(top=min(ax.get_ylim()[1], 102))  # the std band past 100 is no value a run had
+        _cap_at_100(ax)
         _legend(ax, len(members))
     split = len(panels) > len({g.task for g in shown})
     return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds."
                 + (" One panel per task and teacher (the `teacher=` of the labels), each with the methods that "
                    "use no teacher (`finetune`) for reference." if split else ""))
+
+
+def _cap_at_100(ax) -> None:
+    """A percentage axis ends near 100: a ± std band or bar past it is no value a run had."""
+    ax.set_ylim(top=min(ax.get_ylim()[1], 102))
 
 
 def val_panels(groups: list[Group]) -> list[tuple[str, list[Group]]]:
@@ -1482,14 +1487,14 @@ def plot_noise(groups: list[Group], order: VariantOrder, folder: Path) -> Plot:
                         ax.axhspan(mean - std, mean + std, color=colors[g.variant], alpha=0.12, linewidth=0)
             ax.set_xticks(range(len(found.teachers)), found.teachers)
             ax.set_xlim(-0.5, len(found.teachers) - 0.5)
-            ax.set_ylim(top=min(ax.get_ylim()[1], 102))  # a share: a ± std bar past 100 is no value a run had
+            _cap_at_100(ax)
             ax.set(title=f"{task}: {metric}", xlabel="teacher", ylabel=f"{metric} (%)")
             ax.legend(fontsize=7)
     reads = [f"`{metric}` ({READS[metric]})" for metric in metrics]
     panels = (f"One panel per task, reading {reads[0]}; no run logged `{RATIONALE_ANSWER}`." if len(metrics) == 1
               else f"The panels of a task read, left to right, {'; '.join(reads)}. On a task with a checker the "
                    "label head may gain nothing from rationales while the rationale head does, and a teacher whose "
-                   "answers are right but whose steps are not shows in the last panel only.")
+                   f"answers are right but whose steps are not shows in `{RATIONALE_VALID}` only.")
     note = (f"x: the teacher of each setting (the `teacher=` in its label), in {order.source}: "
             f"{', '.join(found.teachers)}. A line per method (the label without its teacher), mean over seeds with "
             "± one sample std as bars, moved a little sideways so that the bars do not hide each other. Dashed, with "
