@@ -131,7 +131,7 @@ LABEL_PREFIXES = ("teacher/label/", "test/rationale_label/")
 # axis across objectives; every other loss curve shares one only within one objective.
 SHARED_TERMS = ("train/loss_pred",)
 # Rows follow the paper: its methods, then its ablations, then anything else by name.
-LEGEND_INSIDE = 8  # legend entries a panel holds inside its axes; more go beside them
+LEGEND_INSIDE = 8  # legend entries a panel holds inside its axes; more: one legend beside the figure
 ORDER = ("finetune", "cot", "dss", "mi", "qcrd", *paper.SVAMP_STUDIES)
 
 
@@ -1014,12 +1014,21 @@ def palette(names) -> dict[str, str]:
     return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
 
 
-def _legend(ax, entries: int) -> None:
-    """The legend inside the axes, or beside them where it would hide the lines."""
-    if entries > LEGEND_INSIDE:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    else:
-        ax.legend(fontsize=7)
+def _legends(fig, axes) -> None:
+    """A legend inside each panel; where a panel has more entries than fit without hiding its
+    lines, one legend beside the figure instead (a name has one colour in every panel, from
+    ``palette``, so one key serves them all)."""
+    entries = [ax.get_legend_handles_labels() for ax in axes]
+    if max((len(labels) for _, labels in entries), default=0) <= LEGEND_INSIDE:
+        for ax, (_, labels) in zip(axes, entries):
+            if labels:
+                ax.legend(fontsize=7)
+        return
+    merged = {}
+    for handles, labels in entries:
+        for handle, text in zip(handles, labels):
+            merged.setdefault(text, handle)
+    fig.legend(list(merged.values()), list(merged), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95))
 
 
 def mean_curve(histories: list[dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
@@ -1061,7 +1070,7 @@ def plot_val_curves(store: Store, groups: list[Group], folder: Path) -> Plot:
             _curve_panel(ax, *mean_curve(series[id(g)]), names[id(g)], colors[names[id(g)]], scale=100)
         ax.set(title=name, xlabel="step", ylabel="validation accuracy (%)")
         _cap_at_100(ax)
-        _legend(ax, len(members))
+    _legends(fig, axes)
     split = len(panels) > len({g.task for g in shown})
     return Plot(title, _save(fig, folder / "val_curves.png"), "Shaded: ± one sample std over seeds."
                 + (" One panel per task and teacher (the `teacher=` of the labels), each with the methods that "
@@ -1077,13 +1086,13 @@ def val_panels(groups: list[Group]) -> list[tuple[str, list[Group]]]:
     """(title, groups) per panel of the validation curves: one per task, or, where labels name
     teachers (synth-noise's 25 settings), one per task and teacher, each with the task's groups
     that name none."""
+    by_point: dict[str, dict[str | None, list[Group]]] = {}
+    for g in groups:
+        by_point.setdefault(g.task, {}).setdefault(setting_of(g.variant, TEACHER), []).append(g)
     panels = []
-    for task in dict.fromkeys(g.task for g in groups):
-        mine = [g for g in groups if g.task == task]
-        plain = [g for g in mine if setting_of(g.variant, TEACHER) is None]
-        teachers = list(dict.fromkeys(t for g in mine if (t := setting_of(g.variant, TEACHER)) is not None))
-        panels += [(f"{task}, teacher={t}", [g for g in mine if setting_of(g.variant, TEACHER) == t] + plain)
-                   for t in teachers] or [(task, plain)]
+    for task, by_teacher in by_point.items():
+        plain = by_teacher.pop(None, [])
+        panels += [(f"{task}, teacher={t}", members + plain) for t, members in by_teacher.items()] or [(task, plain)]
     return panels
 
 
@@ -1112,7 +1121,7 @@ def plot_diagnostics(store: Store, groups: list[Group], folder: Path) -> Plot:
         if diagnostic.unit:
             ax.set_ylim(-0.05, 1.05)
         ax.set(title=diagnostic.key, xlabel="step")
-        ax.legend(fontsize=7)
+    _legends(fig, axes)
     shown = {d.key for d, _ in panels}
     missing = [f"`{d.key}`" for d in DIAGNOSTICS if d.key not in shown]
     note = ("One panel per metric, a line per setting that logged it (mean over seeds, shaded ± one sample std); "
@@ -1176,7 +1185,7 @@ def plot_loss_terms(store: Store, groups: list[Group], folder: Path) -> Plot:
         what = f"= {axis}" if key == "train/loss" else f"{axis}, in any objective" if shared else f"a term of {axis}"
         ax.set_title(f"{key}\n{textwrap.fill(what, 60)}", fontsize=8)
         ax.set(xlabel="step")
-        ax.legend(fontsize=7)
+    _legends(fig, axes)
     keys = dict.fromkeys(key for key, _, _ in panels)
     shared = ", ".join(f"`{k}`" for k in SHARED_TERMS)
     note = ("One panel per metric and objective, so that one axis never holds different objectives: `train/loss` "
