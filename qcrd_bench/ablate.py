@@ -251,10 +251,12 @@ def plan_lines(grid_cells: list[Cell]) -> list[str]:
 
 def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, experiment: str,
              echo: Callable[[str], None], workers: int = 1, plugins_dir: str | None = None,
-             ray: dict[str, Any] | None = None) -> dict[str, Any]:
+             ray: dict[str, Any] | None = None, part: list[Cell] | None = None) -> dict[str, Any]:
     """Run the cells that have no FINISHED child under this grid's parent, then log the
     aggregates.  Returns {parent_run_id, ran, skipped, failed, aggregates}.  ``ray``
-    (options of ``RayExecutor``) runs the children as Ray tasks instead of here."""
+    (options of ``RayExecutor``) runs the children as Ray tasks instead of here.  ``part``
+    (``part_of_suite``) runs only those cells; the parent's tags, description and aggregates
+    still cover the whole grid, so a suite run in parts reads as one sweep."""
     from . import tracking
     from .config import is_smoke
 
@@ -269,10 +271,12 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
     report = report_command(uri, parent=parent.run_id, smoke=smoke)
     try:
         done = parent.finished_children()
-        todo = [c for c in grid_cells if c.key not in done]
+        chosen = grid_cells if part is None else part
+        todo = [c for c in chosen if c.key not in done]
         resumable = resumable_children(parent.children(), {c.key for c in todo})
-        echo(f"parent run {parent.run_id} ({name}) in {experiment}: {len(grid_cells) - len(todo)} of "
-             f"{len(grid_cells)} children already finished"
+        echo(f"parent run {parent.run_id} ({name}) in {experiment}: {len(chosen) - len(todo)} of "
+             f"{len(chosen)} children already finished"
+             + (f" (this part of the grid's {len(grid_cells)})" if part is not None else "")
              + (f", {len(resumable)} to resume from a checkpoint" if resumable else ""))
         if ray is not None and todo:
             from .ray_executor import RayExecutor
@@ -295,7 +299,7 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
         raise
     parent.end("FAILED" if failed else "FINISHED")
     return {"parent_run_id": parent.run_id, "name": name, "experiment": experiment,
-            "experiment_id": parent.experiment_id, "ran": len(todo), "skipped": len(grid_cells) - len(todo),
+            "experiment_id": parent.experiment_id, "ran": len(todo), "skipped": len(chosen) - len(todo),
             "failed": failed, "results": rows, "aggregates": aggregates, "smoke": smoke, "report": report}
 
 

@@ -294,12 +294,14 @@ def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, li
             grid = Grid(variants=variants_from(_names(method), teacher, list(vary)), tasks=_names(task or "svamp"),
                         seeds=seed_list or [0, 1, 2], preset=preset, limit=limit, sets=common)
         grid_cells = cells(catalog, grid)
+        part = None
         if suite and (method or teachers):
-            grid_cells = part_of_suite(grid, grid_cells, method and _names(method), teachers and _names(teachers))
+            part = part_of_suite(grid, grid_cells, method and _names(method), teachers and _names(teachers))
         experiment = experiment or (f"qcrd-bench/suite/{grid.suite}" if grid.suite else "qcrd-bench/ablate")
         if dry_run:
-            click.echo(f"{len(grid_cells)} children in experiment {experiment}:")
-            click.echo("\n".join(plan_lines(grid_cells)))
+            listed = grid_cells if part is None else part
+            click.echo(f"{len(listed)} children in experiment {experiment}:")
+            click.echo("\n".join(plan_lines(listed)))
             return
         uri = resolve_uri(tracking_uri)
         ray = None
@@ -310,7 +312,7 @@ def ablate(suite, method, task, seeds, teacher, teachers, vary, sets, preset, li
             ray = {"address": ray_address, "cpus": cpus_per_child, "gpus": gpus_per_child, "retries": retries}
         with _terminate_as_interrupt():  # the children and the parent end KILLED, not RUNNING
             result = run_grid(catalog, grid, grid_cells, uri, experiment, click.echo, workers=workers,
-                              plugins_dir=plugins_dir, ray=ray)
+                              plugins_dir=plugins_dir, ray=ray, part=part)
     except QcrdError as exc:
         raise Failure(str(exc)) from None
     _echo_sweep(result, uri)

@@ -335,6 +335,8 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, Any], 
     if previous:
         run_id = previous[0].info.run_id
         client.update_run(run_id, status="RUNNING", name=run_name)  # the name says its seeds, which may grow
+        for key, value in tags.items():  # and so may the number of children
+            client.set_tag(run_id, key, str(value))
         return ParentRun(client, run_id, experiment_id)
     run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     for key, value in params.items():

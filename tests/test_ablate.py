@@ -152,6 +152,27 @@ def test_grid_runs_as_parent_and_children_and_resumes(mirror, tracking_uri, tmp_
     assert "0 ran, 4 already finished" in again.output
 
 
+def test_suite_run_in_parts_reads_as_one_sweep(mirror, tracking_uri, tmp_path):
+    """`--method` runs part of a suite; the parent's tag, description and aggregates still
+    count the whole grid, so the last part does not hide the first."""
+    suite = tmp_path / "pair.yaml"
+    suite.write_text("name: pair\ntasks: [svamp]\nseeds: [0]\npreset: smoke\nbaseline: dss\nvariants: [dss, finetune]\n")
+    fast = [a for a in FAST if a not in ("--task", "svamp", "--preset", "smoke")]
+    run = ["ablate", "--suite", str(suite), *fast, "--tracking-uri", tracking_uri]
+    first = CliRunner().invoke(main, [*run, "-m", "dss"])
+    assert first.exit_code == 0, first.output
+    assert "0 of 1 children already finished (this part of the grid's 2)" in first.output
+    second = CliRunner().invoke(main, [*run, "-m", "finetune"])
+    assert second.exit_code == 0, second.output
+    (parent,) = [r for r in runs_in(tracking_uri) if r.data.tags.get("qcrd.kind") == "ablate"]
+    assert parent.data.tags["qcrd.children"] == "2"
+    description = parent.data.tags["mlflow.note.content"]
+    assert "2 children, 2 finished" in description
+    assert "| dss/svamp |" in description and "| finetune/svamp |" in description
+    assert "dss/svamp/test/accuracy_mean" in parent.data.metrics
+    assert re.search(r"  dss/svamp +\d+\.\d% ± \d+\.\d%  \(n=1\)", second.output), second.output
+
+
 def _children(uri):
     return [r for r in runs_in(uri) if "mlflow.parentRunId" in r.data.tags]
 
