@@ -1421,7 +1421,7 @@ def plot_train_fraction(groups: list[Group], folder: Path) -> Plot:
                 ax.plot([100 * f for f, _ in points], [v for _, v in points], linestyle=":", marker="x",
                         color=colors[variant], label=f"{variant}, paper T5-base")
         ax.set(title=task, xlabel="train fraction (%)", ylabel="test accuracy (%)")
-        ax.legend(fontsize=7)
+    _legends(fig, axes)
     return Plot(title, _save(fig, folder / "train_fraction.png"),
                 "Dotted: the paper's Fig. 4 (T5-base), where it has the method and task.")
 
@@ -1498,7 +1498,7 @@ def plot_noise(groups: list[Group], order: VariantOrder, folder: Path) -> Plot:
             ax.set_xlim(-0.5, len(found.teachers) - 0.5)
             _cap_at_100(ax)
             ax.set(title=f"{task}: {metric}", xlabel="teacher", ylabel=f"{metric} (%)")
-            ax.legend(fontsize=7)
+    _legends(fig, axes)
     reads = [f"`{metric}` ({READS[metric]})" for metric in metrics]
     panels = (f"One panel per task, reading {reads[0]}; no run logged `{RATIONALE_ANSWER}`." if len(metrics) == 1
               else f"The panels of a task read, left to right, {'; '.join(reads)}. On a task with a checker the "
@@ -1552,11 +1552,11 @@ def plot_judge_quality(groups: list[Group], folder: Path) -> Plot:
                 ax.scatter([x for x, _ in points], [y for _, y in points], color=colors[name], label=name, s=28)
         ax.axvline(50, linestyle=":", color="grey", linewidth=1)
         ax.set(title=task, xlabel="judge AUROC, last iteration (%)", ylabel="test accuracy (%)")
-        ax.legend(fontsize=7)
         correlations.append(f"{task}: {rank_correlation([p for g, ps in found if g.task == task for p in ps])}")
     note = (f"x: the judge's AUROC (`{JUDGE_AUROC}`, its last value: the last iteration's batches) of its scores of "
             "the rationales the checker labels `valid` against the others; dotted, chance (50). y: `test/accuracy`. "
             "Across every run with a judge, whatever its setting: " + "; ".join(correlations) + ".")
+    _legends(fig, axes)
     return Plot(title, _save(fig, folder / "judge_quality.png"), note)
 
 
