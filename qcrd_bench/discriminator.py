@@ -255,8 +255,9 @@ def check_params(params: dict[str, Any]) -> None:
     for key in ("pretrain_steps", "rationale_tokens"):
         if params[key] < 0:
             raise ConfigError(f"discriminator.{key}: must be >= 0, got {params[key]}")
-    if not 0 <= params["pretrain_label_noise"] <= 1:
-        raise ConfigError(f"discriminator.pretrain_label_noise: a share in [0, 1], got {params['pretrain_label_noise']}")
+    for key in ("pretrain_label_noise", "label_noise"):
+        if not 0 <= params.get(key, 0.0) <= 1:
+            raise ConfigError(f"discriminator.{key}: a share in [0, 1], got {params[key]}")
     if not 0 < params["update_fraction"] <= 1:
         raise ConfigError(f"discriminator.update_fraction: a share in (0, 1], got {params['update_fraction']}")
     for key in ("lr", "batch_size", "max_length", "score_batch_size"):

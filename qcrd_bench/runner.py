@@ -465,6 +465,7 @@ def _judge(prep: Prepared, student, config: dict, log, pretrain: bool = True, de
                  disc_variant=config["discriminator"].get("loss", "eq2"), iteration_steps=iteration_steps,
                  lr_decay=config["loss"].get("alpha3_decay", 1.0), truth=check,
                  update_fraction=config["discriminator"].get("update_fraction", 1.0),
+                 label_noise=config["discriminator"].get("label_noise", 0.0),
                  teacher_negatives={k: {r.text for r in v} for k, v in prep.teacher_negatives.items()})
 
 

@@ -96,6 +96,7 @@ class Judge:
     iteration_steps: int = 1
     lr_decay: float = 1.0  # the judge's learning rate is scaled by lr_decay^iteration (α3's decay)
     update_fraction: float = 1.0  # share of a batch's examples L_D is computed on (discriminator.update_fraction)
+    label_noise: float = 0.0  # share of those whose positives and negatives swap roles in L_D (discriminator.label_noise)
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     teacher_negatives: dict[str, set[str]] = field(default_factory=dict)  # to label a negative's source
     # The task's checker, for ground-truth diagnostics only (qcrd_bench.truth): its labels are
@@ -600,9 +601,12 @@ class StepLoss:
                 scores[index], scored[index] = values.detach(), True
         disc_loss = None
         if discriminator.parameters():
-            split = sum(i < len(flat_pos) for i in with_grad)
+            swapped = self._swapped_examples(updated)
+            as_positive = [(i < len(flat_pos)) != (owners[i] in swapped) for i in with_grad]
+            pos = torch.tensor([k for k, p in enumerate(as_positive) if p], dtype=torch.long, device=self.device)
+            neg = torch.tensor([k for k, p in enumerate(as_positive) if not p], dtype=torch.long, device=self.device)
             owner = torch.tensor([owners[i] for i in with_grad], dtype=torch.long, device=self.device)
-            disc_loss = discriminator_loss(graded[:split], owner[:split], graded[split:], owner[split:], len(items),
+            disc_loss = discriminator_loss(graded[pos], owner[pos], graded[neg], owner[neg], len(items),
                                            self.judge.disc_variant)
         positive = torch.arange(len(texts), device=self.device) < len(flat_pos)
         pos_seen, neg_seen = scores[scored & positive], scores[scored & ~positive]
@@ -626,6 +630,16 @@ class StepLoss:
             return set(range(batch))
         count = max(1, round(fraction * batch))
         return set(torch.randperm(batch, generator=self.generator)[:count].tolist())
+
+    def _swapped_examples(self, updated: set[int]) -> set[int]:
+        """The updated examples whose positives L_D treats as negatives and the other way round:
+        online label noise, a deliberately worse judge (none drawn at 0, so the run is unchanged)."""
+        rate = self.judge.label_noise
+        if not rate:
+            return set()
+        ordered = sorted(updated)
+        draws = torch.rand(len(ordered), generator=self.generator).tolist()
+        return {b for b, u in zip(ordered, draws) if u < rate}
 
     def _student_negative(self, example_id: str, text: str) -> bool:
         return text not in self.judge.teacher_negatives.get(example_id, ())

@@ -124,6 +124,16 @@ def test_hash_ignores_seed_only(catalog):
     assert len(config_hash(a)) == 10
 
 
+def test_a_knob_added_later_keeps_the_hash_at_its_neutral_value(catalog):
+    """discriminator.label_noise came after suites were run: at 0 the hash is what it was
+    without the key, so those sweeps resume; any other value is a new version."""
+    config = resolve(catalog, "qcrd", "svamp", "smoke")
+    assert config["discriminator"]["label_noise"] == 0.0
+    before = {**config, "discriminator": {k: v for k, v in config["discriminator"].items() if k != "label_noise"}}
+    noisy = resolve(catalog, "qcrd", "svamp", "smoke", None, {"discriminator.label_noise": 0.5})
+    assert config_hash(config) == config_hash(before) != config_hash(noisy)
+
+
 def test_resolved_config_covers_all_slots(catalog):
     flat = flatten(resolve(catalog, "dss", "svamp", "smoke"))
     for slot in ("task", "student", "teacher", "positive_filter", "negatives", "discriminator", "loss"):

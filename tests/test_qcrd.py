@@ -507,3 +507,18 @@ def test_pretrain_label_noise_flips_that_share_of_the_labels():
     flipped = flip_labels(pairs, 0.25, random.Random(0))
     assert sum(a[2] != b[2] for a, b in zip(pairs, flipped)) == 10
     assert flip_labels(pairs, 0.0, random.Random(0)) == pairs
+
+
+def test_online_label_noise_swaps_positives_and_negatives_in_l_d():
+    """discriminator.label_noise = 1 makes every example's L_D treat its negatives as positives
+    and the other way round: with Eq. 2, exactly the negated loss."""
+    student = tiny()
+    positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7.")], "b": [Rationale(TEXTS[5]), Rationale("pens")]}
+    params = {**QcrdContrastive.defaults, "delta": 100.0}
+    losses = {}
+    for noise in (0.0, 1.0):
+        judge = Judge(negatives=FixedNegatives(), discriminator=RecordingJudge(), label_noise=noise)
+        fn, tokens = step_loss(student, QcrdContrastive(), params, judge)
+        losses[noise] = fn(encode_examples(tokens, examples(), positives), step=1).terms["loss_d"]
+    assert losses[1.0].item() == pytest.approx(-losses[0.0].item())
+    assert losses[0.0].item() != 0.0

@@ -30,12 +30,14 @@ class EncoderMaxPool(Discriminator):
     # rationale_tokens: how much of a rationale the judge reads, in the judge's own tokens
     # (0: train.max_target_length, what the student learns when the judge shares its
     # tokenizer); score_batch_size: pairs per length-sorted forward chunk (speed only).
-    # pretrain_label_noise: share of pre-training labels flipped (a deliberately worse judge).
+    # pretrain_label_noise: share of pre-training labels flipped (a deliberately worse judge);
+    # label_noise: the same online, the share of L_D's examples whose positives and negatives
+    # swap roles (0.5 on both keeps the judge at chance, 1.0 on both inverts it).
     # update_fraction: share of a batch's examples whose rationales L_D is computed on (the
     # others' chosen rationales are scored without gradients, for their weights only).
     defaults = {"encoder": "student", "loss": "eq2", "pretrain_steps": 500, "lr": 5e-5, "batch_size": 16,
                 "max_length": 256, "rationale_tokens": 0, "score_batch_size": 32, "pretrain_label_noise": 0.0,
-                "update_fraction": 1.0}
+                "label_noise": 0.0, "update_fraction": 1.0}
 
     def check(self, params: dict[str, Any]) -> None:
         from qcrd_bench.discriminator import check_params
