@@ -71,8 +71,11 @@ class Grid:
     teachers: list[str] = field(default_factory=list)  # a suite's teacher names, in its order
 
     def key(self) -> str:
-        payload = [[(v.label, v.method, list(v.sets)) for v in self.variants], self.tasks, self.preset, self.limit,
-                   sorted(self.sets.items()), self.suite]
+        """The parent run's identity.  A suite's variants may grow, as its seeds may: a variant
+        added to the file runs under the same parent (its cells have keys of their own), so the
+        suite stays one sweep with one report.  Elsewhere the variants define the sweep."""
+        variants = [] if self.suite else [(v.label, v.method, list(v.sets)) for v in self.variants]
+        payload = [variants, self.tasks, self.preset, self.limit, sorted(self.sets.items()), self.suite]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:12]
 
 

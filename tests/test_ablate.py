@@ -173,6 +173,23 @@ def test_suite_run_in_parts_reads_as_one_sweep(mirror, tracking_uri, tmp_path):
     assert re.search(r"  dss/svamp +\d+\.\d% ± \d+\.\d%  \(n=1\)", second.output), second.output
 
 
+def test_a_variant_added_to_a_suite_runs_under_its_parent(mirror, tracking_uri, tmp_path):
+    """A suite grows like its seeds: after a variant is added to the file, the sweep resumes
+    under the same parent and runs only the new variant's cells."""
+    suite = tmp_path / "grow.yaml"
+    suite.write_text("name: grow\ntasks: [svamp]\nseeds: [0]\npreset: smoke\nbaseline: dss\nvariants: [dss]\n")
+    fast = [a for a in FAST if a not in ("--task", "svamp", "--preset", "smoke")]
+    run = ["ablate", "--suite", str(suite), *fast, "--tracking-uri", tracking_uri]
+    assert CliRunner().invoke(main, run).exit_code == 0
+    suite.write_text(suite.read_text().replace("[dss]", "[dss, finetune]"))
+    grown = CliRunner().invoke(main, run)
+    assert grown.exit_code == 0, grown.output
+    assert "1 of 2 children already finished" in grown.output
+    (parent,) = [r for r in runs_in(tracking_uri) if r.data.tags.get("qcrd.kind") == "ablate"]
+    assert parent.data.tags["qcrd.children"] == "2"
+    assert sorted(r.data.tags["qcrd.variant"] for r in _children(tracking_uri)) == ["dss", "finetune"]
+
+
 def _children(uri):
     return [r for r in runs_in(uri) if "mlflow.parentRunId" in r.data.tags]
 
