@@ -602,11 +602,10 @@ class StepLoss:
         disc_loss = None
         if discriminator.parameters():
             swapped = self._swapped_examples(updated)
-            as_positive = [(i < len(flat_pos)) != (owners[i] in swapped) for i in with_grad]
-            pos = torch.tensor([k for k, p in enumerate(as_positive) if p], dtype=torch.long, device=self.device)
-            neg = torch.tensor([k for k, p in enumerate(as_positive) if not p], dtype=torch.long, device=self.device)
+            pos = torch.tensor([(i < len(flat_pos)) != (owners[i] in swapped) for i in with_grad], dtype=torch.bool,
+                               device=self.device)
             owner = torch.tensor([owners[i] for i in with_grad], dtype=torch.long, device=self.device)
-            disc_loss = discriminator_loss(graded[pos], owner[pos], graded[neg], owner[neg], len(items),
+            disc_loss = discriminator_loss(graded[pos], owner[pos], graded[~pos], owner[~pos], len(items),
                                            self.judge.disc_variant)
         positive = torch.arange(len(texts), device=self.device) < len(flat_pos)
         pos_seen, neg_seen = scores[scored & positive], scores[scored & ~positive]
