@@ -396,7 +396,7 @@ class Workers:
     def run(self, todo: list[Cell], resumable: dict[str, str]) -> list[str]:
         from . import tracking
 
-        with tracking.local_server(self.uri) as uri, tempfile.TemporaryDirectory() as tmp:
+        with tracking.local_server(self.uri, self.echo) as uri, tempfile.TemporaryDirectory() as tmp:
             self.echo(f"{self.n} workers, {self.threads} torch thread(s) each, store served at {uri}")
             jobs = [(number, cell, uri, Path(tmp), resumable.get(cell.key)) for number, cell in enumerate(todo, 1)]
             pool = ThreadPoolExecutor(self.n)

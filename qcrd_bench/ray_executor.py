@@ -95,7 +95,7 @@ class RayExecutor:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": env} if env else None, **local)
         try:
-            with tracking.local_server(self.uri) as uri:
+            with tracking.local_server(self.uri, self.echo) as uri:
                 return self._submit_and_wait(ray, todo, uri)
         finally:
             if started_here:

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from .files import file_lock
@@ -492,45 +492,91 @@ def check_port(host: str, port: int) -> None:
 @dataclass
 class Server:
     url: str
-    process: Any  # subprocess.Popen
+    process: Any  # subprocess.Popen; replaced when the server is started again
 
 
 @contextlib.contextmanager
-def serve(uri: str, host: str, port: int, log=None, timeout_s: float = 120.0) -> Iterator[Server]:
+def serve(uri: str, host: str, port: int, log=None, timeout_s: float = 120.0,
+          on_restart: Callable[[str], None] | None = None) -> Iterator[Server]:
     """An MLflow server over ``uri`` for the duration, once it answers.  ``log``: a file
     for its output (default: this process's).  It is stopped, with the workers it starts,
-    when the block ends."""
+    when the block ends.  With ``on_restart`` (told why), a server that stops before then
+    is started again on the same port (``keep_alive``)."""
+    import threading
+
+    command, env = server_command(uri, host, port)
+    server = Server(f"http://{host}:{port}", _start_server(command, env, log))
+    stop = threading.Event()
+    watcher = threading.Thread(target=keep_alive, args=(server, command, env, log, stop, on_restart), daemon=True)
+    try:
+        _wait_until_up(server, uri, log, timeout_s)
+        if on_restart is not None:
+            watcher.start()
+        yield server
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join()
+        _stop_server(server.process)
+
+
+def _start_server(command: list[str], env: dict[str, str], log):
     import subprocess
+
+    return subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
+
+
+def _wait_until_up(server: Server, uri: str, log, timeout_s: float) -> None:
     import time
     import urllib.request
 
     from .errors import ConfigError
 
-    command, env = server_command(uri, host, port)
-    server = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
-    url = f"http://{host}:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                # Asked only while this server runs: another one on the same port may answer.
-                if server.poll() is None:
-                    urllib.request.urlopen(f"{url}/health", timeout=2).read()
-                    break
-                raise OSError("the server exited")
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise ConfigError(f"could not start an MLflow server for {redact_url(uri)} at {url}: "
-                                      f"{last_output_line(log)}") from None
-                time.sleep(0.3)
-        yield Server(url, server)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # it may have stopped by itself
-            os.killpg(server.pid, 15)  # the server runs its workers in its own process group
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, 9)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            # Asked only while this server runs: another one on the same port may answer.
+            if server.process.poll() is None:
+                urllib.request.urlopen(f"{server.url}/health", timeout=2).read()
+                return
+            raise OSError("the server exited")
+        except OSError:
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise ConfigError(f"could not start an MLflow server for {redact_url(uri)} at {server.url}: "
+                                  f"{last_output_line(log)}") from None
+            time.sleep(0.3)
+
+
+def _stop_server(process) -> None:
+    import subprocess
+
+    with contextlib.suppress(ProcessLookupError):  # it may have stopped by itself
+        os.killpg(process.pid, 15)  # the server runs its workers in its own process group
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+
+
+def keep_alive(server: Server, command: list[str], env: dict[str, str], log, stop, on_restart,
+               poll_s: float = 1.0, max_restarts: int = 5) -> None:
+    """Start the server again whenever it stops while still needed (killed by hand, out of
+    memory).  Its clients, a sweep's workers, retry a failed request for minutes: with the
+    server back on the same port they carry on, where before they waited out their retries
+    on every call and the sweep seemed to hang."""
+    restarts = 0
+    while not stop.wait(poll_s):
+        code = server.process.poll()
+        if code is None:
+            continue
+        if restarts == max_restarts:
+            on_restart(f"the tracking server at {server.url} stopped again (exit {code}) after {restarts} "
+                       f"restarts; not starting it again: {last_output_line(log)}")
+            return
+        restarts += 1
+        _stop_server(server.process)  # its workers, which may still hold the port
+        on_restart(f"the tracking server at {server.url} stopped (exit {code}); starting it again")
+        server.process = _start_server(command, env, log)
 
 
 def last_output_line(log) -> str:
@@ -543,9 +589,10 @@ def last_output_line(log) -> str:
 
 
 @contextlib.contextmanager
-def local_server(uri: str) -> Iterator[str]:
+def local_server(uri: str, echo: Callable[[str], None] | None = None) -> Iterator[str]:
     """A tracking server on 127.0.0.1 over a SQLite store, for the duration (several
-    processes then write through it instead of locking the file); other URIs pass through."""
+    processes then write through it instead of locking the file); other URIs pass through.
+    With ``echo``, a server that stops is started again (``keep_alive``) and ``echo`` says so."""
     import socket
     import tempfile
 
@@ -555,7 +602,7 @@ def local_server(uri: str) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with tempfile.TemporaryFile() as log, serve(uri, "127.0.0.1", port, log) as server:
+    with tempfile.TemporaryFile() as log, serve(uri, "127.0.0.1", port, log, on_restart=echo) as server:
         yield server.url
 
 

@@ -75,3 +75,46 @@ def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path):
             start = time.time() + 0.05
             results = pool.map(_open_cache_at, [(str(tmp_path / f"cache{round_}.sqlite"), start)] * 4)
             assert results == ["ok"] * 4, results
+
+
+def test_a_sweeps_store_server_that_stops_is_started_again(tmp_path):
+    """A sweep's workers write through a local server; killed mid-sweep (as `pkill -f "mlflow
+    server"` does), it comes back on the same port, so the workers' retried requests land."""
+    import urllib.request
+
+    import mlflow
+
+    from qcrd_bench import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # creates the store
+    said: list[str] = []
+    with tracking.local_server(uri, said.append) as url:
+        first = urllib.request.urlopen(f"{url}/health", timeout=5).status
+        pid = next(p for p in _children() if b"mlflow" in _cmdline(p))
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not come back"
+                time.sleep(0.5)
+        client = mlflow.MlflowClient(url)
+        client.create_run(client.create_experiment("after"))
+    assert first == 200 and len(said) == 1 and "stopped" in said[0] and "starting it again" in said[0]
+    assert [e.name for e in mlflow.MlflowClient(uri).search_experiments() if e.name == "after"] == ["after"]
+    assert not [p for p in _children() if b"mlflow" in _cmdline(p)], "the restarted server outlived the block"
+
+
+def _children() -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(os.getpid())], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
