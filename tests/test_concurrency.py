@@ -118,3 +118,24 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_server_that_keeps_stopping_is_given_up_after_five_restarts(monkeypatch):
+    import threading
+
+    from qcrd_bench import tracking
+
+    class Stopped:
+        pid = -1
+
+        def poll(self):
+            return 1
+
+    started = []
+    monkeypatch.setattr(tracking, "_start_server", lambda *args: started.append(1) or Stopped())
+    monkeypatch.setattr(tracking, "_stop_server", lambda process: None)
+    said: list[str] = []
+    server = tracking.Server("http://127.0.0.1:1", Stopped())
+    tracking.keep_alive(server, [], {}, None, threading.Event(), said.append, poll_s=0.0)
+    assert len(started) == 5 and len(said) == 6
+    assert "after 5 restarts; not starting it again" in said[-1]
