@@ -101,7 +101,7 @@ SYNTH_PRESET: dict[str, Any] = {
     # Batch 64 for 1500 steps (ten iterations of 150): at batch 32 and 2000 steps a third of
     # the suites' runs were still learning when they stopped, and paired differences had CI
     # half-widths up to 72 points; at this budget every dss seed screened finished (dss seed
-    # std 0.6, qcrd - dss CI half-width 2.1 on the dynamic teacher), for 1.36x a dss run's time.
+    # std 0.6, qcrd - dss CI half-width 2.1 on the dynamic teacher), for 1.33-1.36x a dss run's time.
     "train": {"steps": 1500, "batch_size": 64, "lr": 3e-3, "lr_schedule": "wsd", "warmup_steps": 100,
               "eval_every": 250, "log_every": 50, "iteration_steps": 150, "checkpoint_every": 500,
               "max_input_length": 64,
