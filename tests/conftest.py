@@ -50,3 +50,19 @@ def runs_in(uri: str):
         client = mlflow.MlflowClient(tracking_uri=uri)
         ids = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(ids) if ids else []
+
+
+def wait_until_answers(url: str, timeout_s: float, alive=lambda: True, why=lambda: "") -> None:
+    """Poll ``url``/health until it answers; fail with ``why()`` once ``alive()`` is false or
+    the time is up (a test's server that did not come up, or did not come back)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).read()
+            return
+        except OSError:
+            assert alive() and time.monotonic() < deadline, why() or f"{url} did not answer"
+            time.sleep(0.5)

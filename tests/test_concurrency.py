@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import runs_in
+from conftest import runs_in, wait_until_answers
 from fake_openai import FakeOpenAI
 from qcrd_bench.errors import ConfigError
 from qcrd_bench.prompting import GenerationCache
@@ -93,14 +93,7 @@ def test_a_sweeps_store_server_that_stops_is_started_again(tmp_path):
         first = urllib.request.urlopen(f"{url}/health", timeout=5).status
         pid = next(p for p in _children() if b"mlflow" in _cmdline(p))
         os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not come back"
-                time.sleep(0.5)
+        wait_until_answers(url, 90, why=lambda: "the server did not come back")
         client = mlflow.MlflowClient(url)
         client.create_run(client.create_experiment("after"))
     assert first == 200 and len(said) == 1 and "stopped" in said[0] and "starting it again" in said[0]

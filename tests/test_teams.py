@@ -7,11 +7,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from click.testing import CliRunner
+from conftest import wait_until_answers
 
 from qcrd_bench.cli import main
 
@@ -38,14 +37,7 @@ def team_server(tmp_path):
                               env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
                               stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2).read()
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.5)
+    wait_until_answers(url, 180, alive=lambda: server.poll() is None, why=(tmp_path / "server.log").read_text)
     try:
         yield url, tmp_path / "artifacts"
     finally:
