@@ -37,16 +37,26 @@ RATIONALE_ANSWER = "test/rationale_answer_accuracy"
 # unfaithful teacher (right answers, wrong steps) shows, which neither answer reading sees.
 RATIONALE_VALID = "test/rationale_valid"
 JUDGE_AUROC = "train/judge_auroc"
-PAIRED = (PRIMARY, RATIONALE_ANSWER, RATIONALE_VALID)
+# The mean of a run's validation accuracies over its evaluations (one every train.eval_every
+# steps): how fast it learned, where runs that end at the same accuracy got there at different steps.
+LEARNING = "val/mean_accuracy"
+PAIRED = (PRIMARY, RATIONALE_ANSWER, RATIONALE_VALID, LEARNING)
 # What each paired metric reads, in the differences section and the noise plot's note.
 READS = {PRIMARY: "the answer the student predicts",
          RATIONALE_ANSWER: "the answer read from the student's own `explain:` rationale, its last result",
          RATIONALE_VALID: "the share of test questions whose own rationale the checker labels `valid`: every step "
-                          "right and faithful to the problem"}
+                          "right and faithful to the problem",
+         LEARNING: "the mean of the run's validation accuracies over its evaluations: how fast it learned"}
+# Why a paired metric other than PRIMARY is worth reading, under its heading.
+WHY = {RATIONALE_ANSWER: "on a task with a rationale checker the label head may gain nothing from rationales while the "
+                         "rationale head does",
+       RATIONALE_VALID: "a teacher's unfaithful steps show only in the rationales' validity",
+       LEARNING: "runs that end at the same accuracy may have got there at different steps (`val_curves.png` draws "
+                 "the curves); runs logged before the trainer recorded it get it from their `val/accuracy` history"}
 COVERAGE = "data/rationale_coverage"  # share of training questions with a rationale (after the positive filter)
 METRICS = ("test/accuracy", "final/test_accuracy", "test/accuracy_flexible", "eval/parse_rate", "best/val_accuracy")
 # runs.csv: every run's own value of these, beside METRICS (blank where a run did not log one).
-RUN_METRICS = (*METRICS, RATIONALE_ANSWER, RATIONALE_VALID, "best/step", "time/run_seconds")
+RUN_METRICS = (*METRICS, RATIONALE_ANSWER, RATIONALE_VALID, LEARNING, "best/step", "time/run_seconds")
 SKIP_KINDS = ("teach", "ablate")
 SCORED = "negatives/scored_samples.json"
 SOURCE_COLUMNS = ("source", "kind")  # a negative's origin, in a run that logs it
@@ -254,6 +264,7 @@ def make_report(*, experiment: str | None = None, run_id: str | None = None, sui
     uri = tracking_uri(uri_option)
     store = Store(uri)
     selection = select(store, experiment, run_id, suite, include_smoke)
+    fill_mean_validation(store, selection.runs)
     groups, replaced = group_runs(selection.runs)
     chosen, why = choose_baseline(baseline, selection.parent, groups)
     order = variant_order(selection.parent, groups)
@@ -285,6 +296,15 @@ def make_report(*, experiment: str | None = None, run_id: str | None = None, sui
         logged_to = selection.parent.run_id
     return {"out": folder, "groups": len(groups), "runs": sum(len(g.runs) for g in groups),
             "plots": [p.file for p in report.plots if p.file], "logged_to": logged_to}
+
+
+def fill_mean_validation(store: Store, runs: list[StoredRun]) -> None:
+    """Give a run logged before the trainer recorded ``LEARNING`` the same figure from its
+    ``val/accuracy`` history (the last value logged at each step, as a resumed run re-logs)."""
+    for run in runs:
+        if LEARNING not in run.metrics and "val/accuracy" in run.metrics:
+            by_step = dict(store.history(run.run_id, "val/accuracy"))
+            run.metrics[LEARNING] = statistics.mean(by_step.values())
 
 
 def _check_folder(folder: Path) -> None:
@@ -714,10 +734,8 @@ def differences_section(report: Report) -> list[str]:
             continue
         if metric != PRIMARY:
             lines += ["", f"### The same in `{metric}`", "",
-                      f"{READS[metric][0].upper()}{READS[metric][1:]}, for the pairs whose both sides logged it: on a "
-                      "task with a rationale checker the label head may gain nothing from rationales while the "
-                      "rationale head does, and a teacher's unfaithful steps show only in the rationales' validity.",
-                      ""]
+                      f"{READS[metric][0].upper()}{READS[metric][1:]}, for the pairs whose both sides logged it: "
+                      f"{WHY[metric]}.", ""]
         lines += differences_table(found) + ["", *(f"- {reading(d, report.groups)}" for d in found)]
     return lines
 

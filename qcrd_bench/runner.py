@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -408,6 +409,8 @@ def _train_and_evaluate(catalog: Catalog, config: dict, prep: Prepared, student,
                     "best/step": result.best_step or config["train"]["steps"]})
     if result.best_val_accuracy is not None:
         summary["best/val_accuracy"] = result.best_val_accuracy
+        # How fast it learned: runs that end equal may have got there at different steps.
+        summary["val/mean_accuracy"] = statistics.mean(h["accuracy"] for h in result.history)
     summary.update(_log_samples(run, student, prep, rows, config, device, generate, EXPLAIN))
     if config["output"]["save_model"]:
         _log_model(run, student)

@@ -41,7 +41,10 @@ def test_run_is_tracked(method, mirror, tracking_uri):
     assert 0 <= metrics["test/accuracy"] <= 1 and 0 <= metrics["eval/parse_rate"] <= 1
     assert metrics["test/accuracy"] == summary["test/accuracy"]
     assert metrics["data/train_size"] == 40 and metrics["data/test_size"] == 40
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/accuracy")] == [3, 6]
+    validations = client.get_metric_history(run.info.run_id, "val/accuracy")
+    assert [m.step for m in validations] == [3, 6]
+    # How fast it learned: the mean of its validation accuracies, one per evaluation.
+    assert metrics["val/mean_accuracy"] == pytest.approx(sum(m.value for m in validations) / 2)
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6]
     if method == "dss":
         assert "train/loss_explain" in metrics and 0.6 < metrics["data/teacher_accuracy"] < 0.9

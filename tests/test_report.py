@@ -599,13 +599,23 @@ def test_synth_noise_report(store, tmp_path):
     assert "- `qcrd[teacher=dynamic]` beats `dss[teacher=dynamic]` by" in second
     with (out / "differences.csv").open() as handle:
         by_metric = [(row["metric"], row["method"]) for row in csv.DictReader(handle)]
-    assert by_metric.count(("test/accuracy", "finetune")) == 1 and len(by_metric) == 10
-    assert {m for m, _ in by_metric} == {"test/accuracy", "test/rationale_answer_accuracy", "test/rationale_valid"}
+    assert by_metric.count(("test/accuracy", "finetune")) == 1 and by_metric.count(("val/mean_accuracy", "finetune")) == 1
+    assert len(by_metric) == 14
+    assert {m for m, _ in by_metric} == {"test/accuracy", "test/rationale_answer_accuracy", "test/rationale_valid",
+                                         "val/mean_accuracy"}
     # And in test/rationale_valid, where a teacher's unfaithful steps show: the fixture's are equal by seed.
-    third = readme.split("### The same in `test/rationale_valid`")[1]
+    third = readme.split("### The same in `test/rationale_valid`")[1].split("### The same in")[0]
     valid = {row["method"].strip("`"): row for row in table(third, "method | baseline | task")}
     assert set(valid) == {f"qcrd[teacher={t}]" for t in TEACHERS}
     assert valid["qcrd[teacher=static+irrelevant]"]["mean Δ (pp)"] == "+0.00"
+    # And in how fast each learned, which these runs (logged without it) get from their val/accuracy
+    # history: validation at steps 100, 200, 300 of accuracy × step / 300, so its mean is 2/3 of accuracy.
+    fourth = readme.split("### The same in `val/mean_accuracy`")[1]
+    speed = {row["method"].strip("`"): row for row in table(fourth, "method | baseline | task")}
+    assert set(speed) == {"finetune", *(f"qcrd[teacher={t}]" for t in TEACHERS)}
+    expected = statistics.mean(100 * 2 / 3 * (SYNTH[("qcrd", "dynamic")][s] - SYNTH[("dss", "dynamic")][s])
+                               for s in (0, 1))
+    assert speed["qcrd[teacher=dynamic]"]["mean Δ (pp)"] == f"{expected:+.2f}"
 
 
 def test_reports_without_ground_truth_say_so(store, tmp_path):
