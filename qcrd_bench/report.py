@@ -46,7 +46,7 @@ READS = {PRIMARY: "the answer the student predicts",
          RATIONALE_ANSWER: "the answer read from the student's own `explain:` rationale, its last result",
          RATIONALE_VALID: "the share of test questions whose own rationale the checker labels `valid`: every step "
                           "right and faithful to the problem",
-         LEARNING: "the mean of the run's validation accuracies over its evaluations: how fast it learned"}
+         LEARNING: "the mean of the run's validation accuracies over its evaluations, how fast it learned"}
 # Why a paired metric other than PRIMARY is worth reading, under its heading.
 WHY = {RATIONALE_ANSWER: "on a task with a rationale checker the label head may gain nothing from rationales while the "
                          "rationale head does",
