@@ -176,13 +176,14 @@ def nll(model, inputs: list[list[int]], targets: list[list[int]], pad_id: int, d
     input_ids = pad(inputs, pad_id).to(device)
     labels = pad(targets, -100).to(device)
     out = model(input_ids=input_ids, attention_mask=(input_ids != pad_id).long(),
-                decoder_input_ids=decoder_inputs(model, labels))
+                decoder_input_ids=decoder_inputs(model, labels), use_cache=False)
     return sequence_nll(out.logits, labels)
 
 
 def decoder_inputs(model, labels: torch.Tensor) -> torch.Tensor:
     """Teacher-forcing inputs (labels shifted right), passed instead of ``labels`` so the
-    model does not compute a loss of its own that nothing uses."""
+    model does not compute a loss of its own that nothing uses (nor, with ``use_cache=False``,
+    a key/value cache that only generation reads)."""
     return getattr(model, "module", model).prepare_decoder_input_ids_from_labels(labels=labels)
 
 
@@ -193,7 +194,8 @@ def rationale_nll(model, encoder_states: torch.Tensor, mask: torch.Tensor, targe
         return encoder_states.new_zeros(0)
     labels = pad(targets, -100).to(device)
     out = model(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states.index_select(0, owner)),
-                attention_mask=mask.index_select(0, owner), decoder_input_ids=decoder_inputs(model, labels))
+                attention_mask=mask.index_select(0, owner), decoder_input_ids=decoder_inputs(model, labels),
+                use_cache=False)
     return sequence_nll(out.logits, labels)
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from qcrd_bench import students
+from qcrd_bench import students, t5_attention
 from qcrd_bench.students import Student, StudentError
 
 # students.py filters this at import, but pytest resets warning filters per test.
@@ -126,7 +126,7 @@ def test_eager_and_sdpa_attention_compute_the_same_outputs():
     faster on a CPU at these sizes) and sdpa give the same logits from the same seed."""
     eager = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300)
     sdpa = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300, attention="sdpa")
-    assert eager.model.config._attn_implementation == "eager" and eager.info["attention"] == "eager"
+    assert eager.model.config._attn_implementation == t5_attention.NAME and eager.info["attention"] == "eager"
     assert sdpa.model.config._attn_implementation == "sdpa"
     batch = _batch(eager, TEXTS[:2], TEXTS[1:3])
     batch["attention_mask"][0, -1] = 0  # a padded position, as in every batch of mixed lengths
@@ -134,6 +134,41 @@ def test_eager_and_sdpa_attention_compute_the_same_outputs():
         assert torch.allclose(eager.model.eval()(**batch).logits, sdpa.model.eval()(**batch).logits, atol=1e-5)
     with pytest.raises(StudentError, match="attention"):
         students.t5_from_config("t5-tiny", TEXTS, seed=0, vocab_size=300, attention="flash")
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_lean_eager_attention_computes_transformers_eager_bit_for_bit(dropout):
+    """student.attention=eager runs t5_attention's version of transformers' eager attention: the
+    same logits, gradients and sampled outputs, bit for bit, on a padded batch, with dropout too."""
+    lean = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300, dropout=dropout)
+    plain = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300, dropout=dropout)
+    plain.model.set_attn_implementation("eager")
+    batch = _batch(lean, TEXTS[:3], TEXTS[1:4])
+    batch["attention_mask"][0, -2:] = 0
+    results = []
+    for student in (lean, plain):
+        torch.manual_seed(7)
+        student.model.train()
+        out = student.model(**batch)
+        out.loss.backward()
+        torch.manual_seed(8)
+        sampled = student.model.eval().generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                                do_sample=True, temperature=1.5, top_k=0, max_new_tokens=12)
+        results.append((out.logits, [p.grad for p in student.model.parameters()], sampled))
+    (logits, grads, sampled), (logits0, grads0, sampled0) = results
+    assert torch.equal(logits, logits0)
+    assert all(torch.equal(g, g0) for g, g0 in zip(grads, grads0))
+    assert torch.equal(sampled, sampled0)
+
+
+def test_lean_eager_attention_under_bf16_autocast_matches_eager():
+    """Under bf16 autocast a float32 bias promotes the scores as transformers' eager does."""
+    lean = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300, dropout=0.0)
+    plain = students.t5_from_config("t5-tiny-h16", TEXTS, seed=0, vocab_size=300, dropout=0.0)
+    plain.model.set_attn_implementation("eager")
+    batch = _batch(lean, TEXTS[:3], TEXTS[1:4])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(lean.model(**batch).logits, plain.model(**batch).logits)
 
 
 def test_unknown_size_raises():
@@ -150,7 +185,7 @@ def test_save_and_reload_gives_identical_outputs(tmp_path):
     again = students.from_pretrained(str(tmp_path / "s"))
     assert again.tokenizer.get_vocab() == student.tokenizer.get_vocab()
     assert again.info["n_params"] == student.info["n_params"]
-    assert again.model.config._attn_implementation == "eager"  # as the student was built
+    assert again.model.config._attn_implementation == t5_attention.NAME  # as the student was built
     batch = _batch(student, TEXTS[:2], TEXTS[1:3])
     student.model.eval()
     again.model.eval()
