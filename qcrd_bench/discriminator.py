@@ -111,6 +111,11 @@ class DiscriminatorSession:
         # encoder loads in eval mode, and a resumed run skips pre-training.
         self.module.train()
         self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=params["lr"])
+        # The teacher's pairs recur every epoch, so their token ids are kept once made; the
+        # self-play negatives are new at each iteration and are tokenized when scored.
+        self.recurring = {(e.input, r.text) for e in context.train
+                          for r in (*context.positives.get(e.id, ()), *context.teacher_negatives.get(e.id, ()))}
+        self.known_ids: dict[tuple[str, str], list[int]] = {}
 
     def parameters(self):
         return list(self.module.parameters())
@@ -128,9 +133,20 @@ class DiscriminatorSession:
         if not rationales:
             return torch.zeros(0, device=self.context.device)
         first = {}
-        where = torch.tensor([first.setdefault(tuple(ids), len(first)) for ids in self._pairs(inputs, rationales)],
+        where = torch.tensor([first.setdefault(tuple(ids), len(first)) for ids in self._known_pairs(inputs, rationales)],
                              device=self.context.device)
         return self._score_unique([list(ids) for ids in first])[where]
+
+    def _known_pairs(self, inputs: list[str], rationales: list[str]) -> list[list[int]]:
+        """``_pairs``, reading the ids of the teacher's pairs from those kept."""
+        keys = list(zip(inputs, rationales))
+        missing = [i for i, key in enumerate(keys) if key not in self.known_ids]
+        made = self._pairs([inputs[i] for i in missing], [rationales[i] for i in missing]) if missing else []
+        ids = dict(zip(missing, made))
+        for i, pair in ids.items():
+            if keys[i] in self.recurring:
+                self.known_ids[keys[i]] = pair
+        return [ids[i] if i in ids else self.known_ids[key] for i, key in enumerate(keys)]
 
     def _pairs(self, inputs: list[str], rationales: list[str]) -> list[list[int]]:
         """Token ids of each (input, clipped rationale) pair, tokenizing each pair once: a

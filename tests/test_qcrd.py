@@ -305,6 +305,26 @@ def test_judge_tokenizes_each_pair_once_as_clipping_every_rationale_would(kind):
         assert session._pairs(inputs, rationales) == clipped_first, (limit, max_length)
 
 
+def test_the_teachers_pairs_are_tokenized_once_and_their_ids_kept():
+    """The teacher's (x, r) pairs recur every epoch: the judge keeps their ids once made and
+    tokenizes the others (self-play negatives) each time they are scored; the ids are the same."""
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    train = [Example("a", TEXTS[0], "7", 7, ("train", 0)), Example("b", TEXTS[1], "7", 7, ("train", 1))]
+    positives = {"a": [Rationale(TEXTS[4])], "b": [Rationale(TEXTS[5])]}
+    context = TrainContext(tiny(), None, train, positives, {"a": [Rationale(TEXTS[2])]}, CFG, torch.device("cpu"), 1)
+    params = {"encoder": "student", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8}
+    session = DiscriminatorSession(context, params)
+    inputs, rationales = [TEXTS[0], TEXTS[1], TEXTS[0], TEXTS[0]], [TEXTS[4], TEXTS[5], TEXTS[2], "a sample"]
+    expected = session._pairs(inputs, rationales)
+    tokenized, pairs = [], session._pairs
+    session._pairs = lambda xs, rs: tokenized.append(list(zip(xs, rs))) or pairs(xs, rs)
+    assert session._known_pairs(inputs, rationales) == expected
+    assert session._known_pairs(inputs, rationales) == expected
+    assert tokenized == [list(zip(inputs, rationales)), [(TEXTS[0], "a sample")]]
+    assert set(session.known_ids) == {(TEXTS[0], TEXTS[4]), (TEXTS[1], TEXTS[5]), (TEXTS[0], TEXTS[2])}
+
+
 def test_a_repeated_pair_is_scored_once_and_its_gradient_counts_every_occurrence():
     from qcrd_bench.discriminator import DiscriminatorSession
 
