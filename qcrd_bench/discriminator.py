@@ -22,6 +22,8 @@ from .students import seeded, autocast
 # The judge's own random stream is seeded apart from the run's global one (seed + 1 is the
 # trainer's selection generator).
 JUDGE_SEED_OFFSET = 2
+# At most this many teacher (x, r) pairs have their token ids kept (about 100 MB at 60 tokens a pair).
+KEPT_PAIRS = 200_000
 
 
 class EncoderMaxPool(nn.Module):
@@ -111,10 +113,13 @@ class DiscriminatorSession:
         # encoder loads in eval mode, and a resumed run skips pre-training.
         self.module.train()
         self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=params["lr"])
-        # The teacher's pairs recur every epoch, so their token ids are kept once made; the
-        # self-play negatives are new at each iteration and are tokenized when scored.
-        self.recurring = {(e.input, r.text) for e in context.train
-                          for r in (*context.positives.get(e.id, ()), *context.teacher_negatives.get(e.id, ()))}
+        # The teacher's pairs recur every epoch, so their token ids are kept once made, unless there
+        # are too many to hold (e-SNLI's); the self-play negatives are new at each iteration.
+        pairs = sum(len(context.positives.get(e.id, ())) + len(context.teacher_negatives.get(e.id, ()))
+                    for e in context.train)
+        self.recurring = set() if pairs > KEPT_PAIRS else {
+            (e.input, r.text) for e in context.train
+            for r in (*context.positives.get(e.id, ()), *context.teacher_negatives.get(e.id, ()))}
         self.known_ids: dict[tuple[str, str], list[int]] = {}
 
     def parameters(self):

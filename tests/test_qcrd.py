@@ -305,7 +305,7 @@ def test_judge_tokenizes_each_pair_once_as_clipping_every_rationale_would(kind):
         assert session._pairs(inputs, rationales) == clipped_first, (limit, max_length)
 
 
-def test_the_teachers_pairs_are_tokenized_once_and_their_ids_kept():
+def test_the_teachers_pairs_are_tokenized_once_and_their_ids_kept(monkeypatch):
     """The teacher's (x, r) pairs recur every epoch: the judge keeps their ids once made and
     tokenizes the others (self-play negatives) each time they are scored; the ids are the same."""
     from qcrd_bench.discriminator import DiscriminatorSession
@@ -323,6 +323,10 @@ def test_the_teachers_pairs_are_tokenized_once_and_their_ids_kept():
     assert session._known_pairs(inputs, rationales) == expected
     assert tokenized == [list(zip(inputs, rationales)), [(TEXTS[0], "a sample")]]
     assert set(session.known_ids) == {(TEXTS[0], TEXTS[4]), (TEXTS[1], TEXTS[5]), (TEXTS[0], TEXTS[2])}
+    # More teacher pairs than may be kept: none is, and the ids are still those tokenizing gives.
+    monkeypatch.setattr("qcrd_bench.discriminator.KEPT_PAIRS", 2)
+    session = DiscriminatorSession(context, params)
+    assert session._known_pairs(inputs, rationales) == expected and not session.known_ids
 
 
 def test_a_repeated_pair_is_scored_once_and_its_gradient_counts_every_occurrence():
