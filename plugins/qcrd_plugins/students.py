@@ -16,7 +16,7 @@ class ConfigT5(StudentBuilder):
     # tokenizer: bpe (digits split, for real tasks) | word (one token per word and number, for
     # generated tasks, where a number is a symbol to copy and combine, not a string to spell).
     # attention: eager | sdpa, transformers' implementation (the same attention; eager is faster
-    # on a CPU at these sizes, see qcrd_bench.students.t5_from_config).
+    # on a CPU at these sizes, and runs as qcrd_bench.t5_attention's version of it, bit for bit).
     defaults = {"vocab_size": 2048, "tokenizer": "bpe", "dropout": 0.1, "attention": "eager"}
 
     def check(self, params: dict[str, Any]) -> None:
