@@ -22,7 +22,7 @@ from .students import seeded, autocast
 # The judge's own random stream is seeded apart from the run's global one (seed + 1 is the
 # trainer's selection generator).
 JUDGE_SEED_OFFSET = 2
-# At most this many teacher (x, r) pairs have their token ids kept (about 100 MB at 60 tokens a pair).
+# At most this many teacher (x, r) pairs have their token ids kept (about 150 MB at 60 tokens a pair).
 KEPT_PAIRS = 200_000
 
 
