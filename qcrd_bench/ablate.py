@@ -277,6 +277,10 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
         chosen = grid_cells if part is None else part
         todo = [c for c in chosen if c.key not in done]
         resumable = resumable_children(parent.children(), {c.key for c in todo})
+        stale = stale_children(parent.children(), set(resumable.values()))
+        parent.end_children(stale, "KILLED")
+        if stale:
+            echo(f"{len(stale)} child run{'s' * (len(stale) != 1)} left RUNNING by a process that died: marked KILLED")
         echo(f"parent run {parent.run_id} ({name}) in {experiment}: {len(chosen) - len(todo)} of "
              f"{len(chosen)} children already finished"
              + (f" (this part of the grid's {len(grid_cells)})" if part is not None else "")
@@ -317,6 +321,19 @@ def resumable_children(children, keys: set[str]) -> dict[str, str]:
                 and (Path(folder) / "checkpoint.pt").is_file()):
             found[tags["qcrd.child_key"]] = run.info.run_id
     return found
+
+
+def stale_children(children, resuming: set[str]) -> list[str]:
+    """Ids of the children still marked RUNNING whose process died (no one holds their
+    checkpoint folder's lock) and that this sweep does not continue: a cell killed before its
+    first checkpoint starts again as a new run, and the old one would stay RUNNING for ever.
+    A child without a checkpoint folder (``train.checkpoint_every=0``) cannot be told apart
+    from a live one and is left alone."""
+    from .checkpoint import Checkpoints
+
+    return [run.info.run_id for run in children
+            if run.info.status == "RUNNING" and run.info.run_id not in resuming
+            and "qcrd.checkpoint_dir" in run.data.tags and Checkpoints.abandoned(Path(run.data.tags["qcrd.checkpoint_dir"]))]
 
 
 def _run_here(catalog: Catalog, todo: list[Cell], uri: str, experiment: str, parent_id: str,

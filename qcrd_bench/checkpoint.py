@@ -58,6 +58,21 @@ class Checkpoints:
             raise QcrdError(f"run {self.run_id} is still training in another process "
                             f"(it holds {self.directory / 'lock'})") from None
 
+    @staticmethod
+    def abandoned(directory: Path) -> bool:
+        """Whether no process holds the lock of the run whose folder this is: its process
+        died (a SIGKILL, a lost machine) and its RUNNING status in MLflow is stale.  Without
+        a lock file nothing can be told, so the run is not called abandoned."""
+        lock = Path(directory) / "lock"
+        if not lock.is_file():
+            return False
+        with open(lock, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        return True
+
     def close(self, remove: bool = False) -> None:
         if self._lock_handle is not None:
             self._lock_handle.close()

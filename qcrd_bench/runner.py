@@ -290,10 +290,10 @@ def _checkpoints(config: dict, uri: str, run, tags: dict[str, Any]):
     from .checkpoint import Checkpoints
 
     folder = _checkpoint_root(config, uri) / run.run_id
-    if config["train"]["checkpoint_every"]:
-        run.set_tags({"qcrd.checkpoint_dir": str(folder)})
     checkpoints = Checkpoints(folder, config["train"]["checkpoint_every"], run.run_id, tags["qcrd.config_hash"])
     checkpoints.open()
+    if config["train"]["checkpoint_every"]:  # after the lock: a sweep reads a free lock as a dead run
+        run.set_tags({"qcrd.checkpoint_dir": str(folder)})
     return checkpoints
 
 

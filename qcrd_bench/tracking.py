@@ -292,6 +292,10 @@ class ParentRun:
         return self.client.search_runs([self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.run_id}'",
                                        max_results=50000)
 
+    def end_children(self, run_ids: list[str], status: str) -> None:
+        for run_id in run_ids:
+            self.client.set_terminated(run_id, status)
+
     def finished_children(self) -> set[str]:
         return {r.data.tags.get("qcrd.child_key", "") for r in self.children() if r.info.status == "FINISHED"}
 

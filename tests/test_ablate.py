@@ -152,6 +152,38 @@ def test_grid_runs_as_parent_and_children_and_resumes(mirror, tracking_uri, tmp_
     assert "0 ran, 4 already finished" in again.output
 
 
+def test_children_whose_process_died_are_marked_killed(mirror, tracking_uri, tmp_path):
+    """A cell killed before its first checkpoint starts again as a new run; the dead one is
+    marked KILLED, not left RUNNING.  A run whose lock is held, or that has no checkpoint
+    folder to tell by, is left as it is."""
+    import mlflow
+
+    from qcrd_bench.checkpoint import Checkpoints
+
+    args = ["ablate", "-m", "dss", "--seeds", "0", *FAST, "--tracking-uri", tracking_uri]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    (parent,) = [r for r in runs_in(tracking_uri) if r.data.tags.get("qcrd.kind") == "ablate"]
+    client = mlflow.MlflowClient(tracking_uri)
+    held = Checkpoints(tmp_path / "live", 1, "live", "hash")
+    held.open()  # a live process's lock
+    orphans = {}
+    for name, folder in (("dead", tmp_path / "dead"), ("live", tmp_path / "live"), ("untold", None)):
+        tags = {"mlflow.parentRunId": parent.info.run_id, "qcrd.child_key": "a cell"}
+        if folder is not None:
+            folder.mkdir(exist_ok=True)
+            (folder / "lock").touch()
+            tags["qcrd.checkpoint_dir"] = str(folder)
+        orphans[name] = client.create_run(parent.info.experiment_id, tags=tags).info.run_id
+    try:
+        again = CliRunner().invoke(main, args)
+    finally:
+        held.close()
+    assert again.exit_code == 0, again.output
+    assert "1 child run left RUNNING by a process that died: marked KILLED" in again.output
+    status = {name: client.get_run(run_id).info.status for name, run_id in orphans.items()}
+    assert status == {"dead": "KILLED", "live": "RUNNING", "untold": "RUNNING"}
+
+
 def test_suite_run_in_parts_reads_as_one_sweep(mirror, tracking_uri, tmp_path):
     """`--method` runs part of a suite; the parent's tag, description and aggregates still
     count the whole grid, so the last part does not hide the first."""
