@@ -276,8 +276,9 @@ def run_grid(catalog: Catalog, grid: Grid, grid_cells: list[Cell], uri: str, exp
         done = parent.finished_children()
         chosen = grid_cells if part is None else part
         todo = [c for c in chosen if c.key not in done]
-        resumable = resumable_children(parent.children(), {c.key for c in todo})
-        stale = stale_children(parent.children(), set(resumable.values()))
+        existing = parent.children()
+        resumable = resumable_children(existing, {c.key for c in todo})
+        stale = stale_children(existing, set(resumable.values()))
         parent.end_children(stale, "KILLED")
         if stale:
             echo(f"{len(stale)} child run{'s' * (len(stale) != 1)} left RUNNING by a process that died: marked KILLED")

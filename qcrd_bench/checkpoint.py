@@ -31,6 +31,18 @@ FORMAT = 1
 FILE = "checkpoint.pt"
 
 
+def _take_lock(path: Path):
+    """An open handle holding the exclusive lock on ``path`` (created if missing), or None
+    where another process holds it."""
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 class Checkpoints:
     """The checkpoint directory of one run."""
 
@@ -47,16 +59,12 @@ class Checkpoints:
             return
         ensure_writable(self.directory, "checkpoint directory")
         try:
-            self._lock_handle = open(self.directory / "lock", "a")
+            self._lock_handle = _take_lock(self.directory / "lock")
         except OSError as exc:
             raise QcrdError(f"checkpoint directory {self.directory}: not writable: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_handle.close()
-            self._lock_handle = None
+        if self._lock_handle is None:
             raise QcrdError(f"run {self.run_id} is still training in another process "
-                            f"(it holds {self.directory / 'lock'})") from None
+                            f"(it holds {self.directory / 'lock'})")
 
     @staticmethod
     def abandoned(directory: Path) -> bool:
@@ -64,13 +72,13 @@ class Checkpoints:
         died (a SIGKILL, a lost machine) and its RUNNING status in MLflow is stale.  Without
         a lock file nothing can be told, so the run is not called abandoned."""
         lock = Path(directory) / "lock"
-        if not lock.is_file():
+        try:
+            handle = _take_lock(lock) if lock.is_file() else None
+        except OSError:  # unreadable: nothing can be told either
             return False
-        with open(lock, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
+        if handle is None:
+            return False
+        handle.close()
         return True
 
     def close(self, remove: bool = False) -> None:
