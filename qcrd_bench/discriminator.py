@@ -40,9 +40,17 @@ class EncoderMaxPool(nn.Module):
 
 def load_encoder(source: str, context: TrainContext) -> tuple[nn.Module, Any]:
     """(encoder module, tokenizer) for ``discriminator.encoder``: ``student`` (a copy of the
-    student's encoder), ``minilm`` (the packaged MiniLM-L6), or a hub name / directory."""
+    student's encoder), a config-built size (``T5_SIZES``: a new encoder of that shape over the
+    student's tokenizer, initialised from the run's seed), ``minilm`` (the packaged MiniLM-L6),
+    or a hub name / directory."""
+    from .students import T5_SIZES, t5_encoder_from_config
+
     if source == "student":
         return copy.deepcopy(context.student.model.get_encoder()), context.student.tokenizer
+    if source in T5_SIZES:
+        tokenizer = context.student.tokenizer
+        return t5_encoder_from_config(source, tokenizer, context.config["seed"],
+                                      dropout=context.config.get("student", {}).get("dropout", 0.1)), tokenizer
     if source == "minilm":
         from transformers import AutoTokenizer, BertModel
 

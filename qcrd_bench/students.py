@@ -190,6 +190,21 @@ def t5_from_config(size: str, texts: list[str], seed: int, vocab_size: int = 204
     return Student(model=model, tokenizer=tokenizer, info=info)
 
 
+def t5_encoder_from_config(size: str, tokenizer, seed: int, dropout: float = 0.1, attention: str = "eager"):
+    """A randomly initialised T5 encoder of a named size (``T5_SIZES``) over an existing
+    tokenizer: a judge's encoder that need not have the student's shape."""
+    if size not in T5_SIZES:
+        raise StudentError(f"unknown T5 size {size!r}; choose one of {', '.join(T5_SIZES)}")
+    from transformers import T5EncoderModel
+
+    config = T5Config(vocab_size=len(tokenizer), feed_forward_proj="relu", pad_token_id=0, eos_token_id=1,
+                      dropout_rate=dropout, **T5_SIZES[size])
+    with seeded(seed):
+        model = T5EncoderModel(config)
+    set_attention(model, attention)
+    return model.get_encoder()
+
+
 def set_attention(model, attention: str) -> None:
     """Set a T5 model's attention implementation (``ATTENTIONS``); eager is ``t5_attention``'s."""
     if attention == "eager":

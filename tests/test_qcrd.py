@@ -381,6 +381,23 @@ def test_judge_trains_with_dropout_from_the_start_even_from_an_eval_mode_encoder
     assert all(m.training for m in session.module.modules())
 
 
+def test_judge_encoder_of_a_config_built_size_reads_the_students_tokens():
+    """discriminator.encoder=<size>: a new encoder of that shape (here 16 heads where the student
+    has 4), over the student's tokenizer, initialised from the run's seed; it scores and learns."""
+    from qcrd_bench.discriminator import DiscriminatorSession
+
+    params = {"encoder": "t5-tiny-h16", "lr": 1e-4, "max_length": 256, "rationale_tokens": 0, "score_batch_size": 8}
+    sessions = [DiscriminatorSession(TrainContext(tiny(), None, [], {}, {}, CFG, torch.device("cpu"), 1), params)
+                for _ in range(2)]
+    encoder = sessions[0].module.encoder
+    assert encoder.config.num_heads == 16 and encoder.config.vocab_size == len(sessions[0].tokenizer)
+    assert sessions[0].tokenizer is sessions[0].context.student.tokenizer
+    scores = [s.scores([TEXTS[0], TEXTS[1]], [TEXTS[4], TEXTS[5]]) for s in sessions]
+    assert torch.equal(scores[0], scores[1]) and ((scores[0] > 0) & (scores[0] < 1)).all()
+    scores[0].sum().backward()
+    assert all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
+
+
 class FixedNegatives:
     """Two negatives per example, the same at every step."""
 
