@@ -168,15 +168,13 @@ def t5_from_config(size: str, texts: list[str], seed: int, vocab_size: int = 204
     (t5-tiny-h16's width 4, where sdpa's fused kernel works on 4 numbers at a time), and the two
     compute the same attention.  Eager runs as ``t5_attention``'s version of it, bit for bit the
     same numbers with less work."""
-    if size not in T5_SIZES:
-        raise StudentError(f"unknown T5 size {size!r}; choose one of {', '.join(T5_SIZES)}")
+    _check_size(size)
     if tokenizer not in TOKENIZERS:
         raise StudentError(f"unknown tokenizer kind {tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
     if attention not in ATTENTIONS:
         raise StudentError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
     kind, tokenizer = tokenizer, TOKENIZERS[tokenizer](texts, vocab_size)
-    config = T5Config(vocab_size=len(tokenizer), feed_forward_proj="relu", pad_token_id=0, eos_token_id=1,
-                      dropout_rate=dropout, **T5_SIZES[size])
+    config = _t5_config(size, len(tokenizer), dropout)
     # transformers 5 needs this set explicitly: the label shift and generate() read it.
     config.decoder_start_token_id = 0
     config.tie_word_embeddings = True
@@ -193,16 +191,23 @@ def t5_from_config(size: str, texts: list[str], seed: int, vocab_size: int = 204
 def t5_encoder_from_config(size: str, tokenizer, seed: int, dropout: float = 0.1, attention: str = "eager"):
     """A randomly initialised T5 encoder of a named size (``T5_SIZES``) over an existing
     tokenizer: a judge's encoder that need not have the student's shape."""
-    if size not in T5_SIZES:
-        raise StudentError(f"unknown T5 size {size!r}; choose one of {', '.join(T5_SIZES)}")
     from transformers import T5EncoderModel
 
-    config = T5Config(vocab_size=len(tokenizer), feed_forward_proj="relu", pad_token_id=0, eos_token_id=1,
-                      dropout_rate=dropout, **T5_SIZES[size])
+    _check_size(size)
     with seeded(seed):
-        model = T5EncoderModel(config)
+        model = T5EncoderModel(_t5_config(size, len(tokenizer), dropout))
     set_attention(model, attention)
     return model.get_encoder()
+
+
+def _check_size(size: str) -> None:
+    if size not in T5_SIZES:
+        raise StudentError(f"unknown T5 size {size!r}; choose one of {', '.join(T5_SIZES)}")
+
+
+def _t5_config(size: str, vocab_size: int, dropout: float) -> T5Config:
+    return T5Config(vocab_size=vocab_size, feed_forward_proj="relu", pad_token_id=0, eos_token_id=1,
+                    dropout_rate=dropout, **T5_SIZES[size])
 
 
 def set_attention(model, attention: str) -> None:
