@@ -47,10 +47,10 @@ def load_encoder(source: str, context: TrainContext) -> tuple[nn.Module, Any]:
 
     if source == "student":
         return copy.deepcopy(context.student.model.get_encoder()), context.student.tokenizer
-    if source in T5_SIZES:
-        tokenizer = context.student.tokenizer
-        return t5_encoder_from_config(source, tokenizer, context.config["seed"],
-                                      dropout=context.config.get("student", {}).get("dropout", 0.1)), tokenizer
+    if source in T5_SIZES:  # with the student's dropout and attention where it sets them
+        student, tokenizer = context.config.get("student", {}), context.student.tokenizer
+        return t5_encoder_from_config(source, tokenizer, context.config["seed"], dropout=student.get("dropout", 0.1),
+                                      attention=student.get("attention", "eager")), tokenizer
     if source == "minilm":
         from transformers import AutoTokenizer, BertModel
 
