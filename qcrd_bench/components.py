@@ -222,7 +222,9 @@ class Loss(Component):
     ``uses_rationales`` tells the trainer whether to compute rationale NLLs at all,
     ``uses_negatives`` whether to ask the negative generator and score with the
     discriminator; ``selects(params)`` whether only the arg-min positive and arg-max
-    negative of each example need gradients (see ``qcrd_bench.training``).  The label side
+    negative of each example need gradients (see ``qcrd_bench.training``), and
+    ``negative_margin(params)`` the NLL above which a negative carries no gradient (a hinge's
+    margin; None: every negative may).  The label side
     is the loss's too: ``predict_prefix``, ``label_target``, ``answer_text`` and
     ``max_new_tokens`` say what is trained and decoded and where the answer is read (the
     defaults: ``predict: x`` -> gold label, the whole output is the answer).
@@ -234,6 +236,9 @@ class Loss(Component):
 
     def selects(self, params: dict[str, Any]) -> bool:
         return False
+
+    def negative_margin(self, params: dict[str, Any]) -> float | None:
+        return None
 
     def label_target(self, example: Example, positives: list[Rationale], task: Task) -> str | None:
         """The label-side target of ``example`` (default: the gold label); None leaves the

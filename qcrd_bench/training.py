@@ -522,11 +522,10 @@ class StepLoss:
         states = self.model.get_encoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
         chosen = None  # (positive indices, negative indices) a selecting scheme keeps
-        candidates = None  # with one pass: the NLL of every positive and negative, with gradients
+        candidates = None  # with one pass: the NLL of every positive and negative (`_candidates`)
         if self.loss.selects(self.params) and (len(pos_targets) > len(items) or neg_targets):
             if self.one_pass:
-                candidates = pos_neg_nll(unique_nll, self.wrapped, states, mask, pos_targets, pos_owner, neg_targets,
-                                         neg_owner, self.device)
+                candidates = self._candidates(states, mask, pos_targets, pos_owner, neg_targets, neg_owner)
                 all_pos, all_neg = (values.detach() for values in candidates)
             else:
                 all_pos, all_neg = self._selection_pass(states, mask, pos_targets, pos_owner, neg_targets, neg_owner)
@@ -539,7 +538,8 @@ class StepLoss:
             pos_targets, pos_owner, pos_scores = [pos_targets[i] for i in p.tolist()], pos_owner[p], pos_scores[p]
             neg_targets, neg_owner, neg_scores = [neg_targets[i] for i in n.tolist()], neg_owner[n], neg_scores[n]
         if candidates is not None:
-            pos_nll, neg_nll = candidates[0][p], candidates[1][n]
+            pos_nll = candidates[0][p]
+            neg_nll = self._within_margin(states, mask, neg_targets, neg_owner, candidates[1][n])
         else:
             pos_nll, neg_nll = pos_neg_nll(rationale_nll, self.wrapped, states, mask, pos_targets, pos_owner,
                                            neg_targets, neg_owner, self.device)
@@ -547,6 +547,34 @@ class StepLoss:
                                    neg_scores, disc_loss, iteration), self.params)
         out.terms.update(terms)
         return out
+
+    def _candidates(self, states, mask, pos_targets, pos_owner, neg_targets, neg_owner):
+        """The NLL of every positive and negative, to choose from, for a student without dropout:
+        the positives with gradients (the chosen ones' are kept), and the negatives with them
+        too in the same decoder call, unless the loss has a margin past which a negative carries
+        no gradient.  Then the negatives are decoded without gradients and only the chosen ones
+        within the margin again with them (``_within_margin``): the same loss and gradients, and
+        most self-play negatives lie past δ (their term is 0), so most of their backward is saved."""
+        if self.loss.negative_margin(self.params) is None:
+            return pos_neg_nll(unique_nll, self.wrapped, states, mask, pos_targets, pos_owner, neg_targets, neg_owner,
+                               self.device)
+        positives = unique_nll(self.wrapped, states, mask, pos_targets, pos_owner, self.device)
+        with torch.no_grad():
+            negatives = unique_nll(self.wrapped, states, mask, neg_targets, neg_owner, self.device)
+        return positives, negatives
+
+    def _within_margin(self, states, mask, targets, owner, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (the chosen negatives' NLL), those within the loss's margin decoded again
+        with gradients; past it a value stays as it is, without: its term and gradient are 0."""
+        margin = self.loss.negative_margin(self.params)
+        if margin is None or values.requires_grad:
+            return values
+        inside = (values <= margin).nonzero().flatten()
+        if not inside.numel():
+            return values
+        again = rationale_nll(self.wrapped, states, mask, [targets[i] for i in inside.tolist()], owner[inside],
+                              self.device)
+        return values.index_put((inside,), again.to(values.dtype))
 
     @torch.no_grad()
     def _selection_pass(self, states, mask, pos_targets, pos_owner, neg_targets, neg_owner):

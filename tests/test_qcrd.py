@@ -130,11 +130,13 @@ def test_qcrd_total_equals_dss_with_one_positive_no_negatives_unit_scores():
     assert qcrd_total.item() == dss_total.item()
 
 
-@pytest.mark.parametrize("dropout", [0.1, 0.0])
-def test_selection_without_gradients_matches_full_computation(dropout):
+@pytest.mark.parametrize("dropout,delta,active", [(0.1, 100.0, 1.0), (0.0, 100.0, 1.0), (0.0, 5.6, 0.5)])
+def test_selection_without_gradients_matches_full_computation(dropout, delta, active):
     """Choosing among all rationales and back-propagating the chosen ones gives the loss and
     gradients of back-propagating through every rationale: with dropout by a selection pass
-    without gradients and a second pass over the chosen, without dropout in one pass."""
+    without gradients and a second pass over the chosen; without dropout the positives in one
+    pass with gradients and the negatives without, the chosen ones within δ again with them
+    (at δ = 5.6 one example's chosen negative lies within it and the other's past it)."""
     student = t5_from_config("t5-tiny", TEXTS, seed=0, vocab_size=300, dropout=dropout)
     # A repeated positive (a teacher repeating itself) is decoded once in the selection pass.
     positives = {"a": [Rationale(TEXTS[4]), Rationale("3 + 4 = 7."), Rationale(TEXTS[4]), Rationale("Tom")],
@@ -154,7 +156,7 @@ def test_selection_without_gradients_matches_full_computation(dropout):
         def scores(self, inputs, rationales):
             return torch.linspace(0.2, 0.9, len(rationales))
 
-    params = {**QcrdContrastive.defaults, "delta": 100.0}  # every negative active
+    params = {**QcrdContrastive.defaults, "delta": delta}
     judge = Judge(negatives=Negatives(), discriminator=Scores())
 
     def run(selects: bool):
@@ -166,12 +168,14 @@ def test_selection_without_gradients_matches_full_computation(dropout):
         student.model.eval()  # no dropout: the two paths run different numbers of forward passes
         student.model.zero_grad()
         out = fn(items, step=1)
+        assert out.terms["neg_active_frac"].item() == active
         out.total.backward()
         return out.total.item(), [p.grad.clone() for p in student.model.parameters() if p.grad is not None]
 
     fast, fast_grads = run(True)
     full, full_grads = run(False)
     assert fast == pytest.approx(full, rel=1e-6)
+    assert len(fast_grads) == len(full_grads)
     for a, b in zip(fast_grads, full_grads):
         assert torch.allclose(a, b, atol=1e-6)
 

@@ -118,6 +118,10 @@ class QcrdContrastive(Loss):
         trainer can score every rationale without gradients and back-propagate the chosen."""
         return params["scheme"] in ("minmax", "maxmin", "sampling")
 
+    def negative_margin(self, params: dict[str, Any]) -> float | None:
+        """δ: a negative's term is (1 − s)·min(l − δ, 0), zero with a zero gradient once l > δ."""
+        return params["delta"]
+
     def check(self, params: dict[str, Any]) -> None:
         schemes = ("minmax", "maxmin", "sampling", "mean", "wmean")  # qcrd_bench.objectives.SCHEMES
         if params["scheme"] not in schemes:
