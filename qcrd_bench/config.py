@@ -92,7 +92,11 @@ SYNTH_PRESET: dict[str, Any] = {
     "task": {"names": 2, "people_max": 2, "events": 1, "max_distractors": 1, "kinds": "give,gain,lose",
              "phrasings": 1, "start_max": 9, "amount_max": 9, "max_value": 30, "train_size": 20000},
     "student": {"name": "t5-tiny-h16", "tokenizer": "word", "dropout": 0.0},
-    "discriminator": {"pretrain_steps": 100},
+    # The judge an encoder of its own, as the paper's (T5-base beside T5-small students): t5-tiny over
+    # the student's tokenizer, the student's width and depth with 4 heads of 16 instead of 16 of 4, a
+    # quarter of the attention scores over its ~60-token (x, r) pairs.  qcrd in 0.86x the time, its
+    # accuracy and AUROC measured against the student-shaped judge in reports/synth-judge.
+    "discriminator": {"pretrain_steps": 100, "encoder": "t5-tiny"},
     # Self-play samples of a tiny student, drawn 1024 to a generate call: 16% faster than 256.
     "negatives": {"sample_batch_size": 1024},
     # A constant rate of 3e-3 after the warm-up, annealed to 0 over the last 20% of the steps

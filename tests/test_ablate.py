@@ -44,6 +44,23 @@ def test_teachers_runs_part_of_a_suite_under_its_parent(mirror):
     assert set(pair.splitlines()[1:]) < set(part.splitlines()[1:])
 
 
+@pytest.mark.parametrize("suite,judge", [("synth-noise", "student"), ("synth-questions", "student"),
+                                         ("synth-judge", None)])
+def test_synth_suites_keep_the_judge_their_reports_were_run_with(catalog, suite, judge):
+    """The reports of synth-noise and synth-questions were run with the student's encoder as the
+    judge, the `synth` preset's until it took a t5-tiny one: their cells still resolve to it."""
+    from qcrd_bench.ablate import cells, load_suite
+
+    grid = cells(catalog, load_suite(suite, catalog))
+    judged = [c for c in grid if c.config["discriminator"]["name"] == "encoder-maxpool"]
+    assert judged
+    encoders = {c.variant.label: c.config["discriminator"]["encoder"] for c in judged}
+    if judge:
+        assert set(encoders.values()) == {judge}
+    else:
+        assert encoders == {"qcrd-judge-student": "student", "qcrd-judge-tiny": "t5-tiny"}
+
+
 def test_teachers_picks_cells_whose_labels_also_vary_a_setting(tmp_path):
     suite = tmp_path / "mixed.yaml"
     suite.write_text("name: mixed\ntasks: [synth-arith]\nseeds: [0]\npreset: synth-quick\nvariants: [dss]\n"

@@ -40,6 +40,7 @@ def test_synth_arith_brings_its_teacher_and_preset(catalog):
     assert {k: v for k, v in qcrd.items() if k not in ("preset", "train")} == {
         k: v for k, v in calibrated.items() if k not in ("preset", "train")}
     assert qcrd["teacher"]["samples"] == 5 and qcrd["student"]["tokenizer"] == "word"
+    assert calibrated["discriminator"]["encoder"] == "t5-tiny"  # a judge of its own, cheaper than the student
     assert resolve(catalog, "finetune", "synth-arith")["teacher"]["name"] == "none"
     assert resolve(catalog, "dss", "svamp")["teacher"]["name"] == "dss-palm"  # other tasks keep the method's
     explicit = resolve(catalog, "dss", "synth-arith", "smoke", cli_layer={"teacher.name": "none"})
