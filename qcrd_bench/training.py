@@ -567,7 +567,7 @@ class StepLoss:
         """``values`` (the chosen negatives' NLL), those within the loss's margin decoded again
         with gradients; past it a value stays as it is, without: its term and gradient are 0."""
         margin = self.loss.negative_margin(self.params)
-        if margin is None or values.requires_grad:
+        if margin is None:  # `_candidates` decoded every negative with gradients
             return values
         inside = (values <= margin).nonzero().flatten()
         if not inside.numel():

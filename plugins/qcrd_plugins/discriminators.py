@@ -27,7 +27,8 @@ class EncoderMaxPool(Discriminator):
                    "positives vs negatives, then updated online by L_D")
     # encoder: student (a copy of the student's encoder) | a config-built size such as t5-tiny
     # (a new encoder of that shape over the student's tokenizer: a judge cheaper than the
-    # student) | minilm | a hub name or directory (the paper uses the T5-base encoder).  loss: eq2 (Eq. 2 as printed) | infonce | bce.
+    # student) | minilm | a hub name or directory (the paper uses the T5-base encoder).
+    # loss: eq2 (Eq. 2 as printed) | infonce | bce.
     # rationale_tokens: how much of a rationale the judge reads, in the judge's own tokens
     # (0: train.max_target_length, what the student learns when the judge shares its
     # tokenizer); score_batch_size: pairs per length-sorted forward chunk (speed only).
